@@ -1,0 +1,152 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * An nftops artifact is an `nft -f` file whose leading comment block is a machine-readable header:
+ *
+ *   # nftops-artifact v1
+ *   # generator: nftops 0.1.0
+ *   # tables: inet nftops_lb, inet nftops_filter
+ *   # sources: sha256:<hex of the canonical source objects>
+ *   # body: sha256:<hex of every byte after the header's blank line>
+ *   <blank line>
+ *   <body: one nft transaction>
+ *
+ * The header is plain nft comments, so the whole file still loads with `nft -f`. The body digest lets a
+ * reader tell a complete file from a half-written one without any other signal.
+ */
+export const ARTIFACT_MAGIC = '# nftops-artifact v1';
+
+export type TableFamily = 'inet' | 'ip' | 'ip6' | 'arp' | 'bridge' | 'netdev';
+const FAMILIES: ReadonlySet<string> = new Set(['inet', 'ip', 'ip6', 'arp', 'bridge', 'netdev']);
+
+export interface TableRef {
+  readonly family: TableFamily;
+  readonly name: string;
+}
+
+export interface ArtifactHeader {
+  readonly generator: string;
+  readonly tables: readonly TableRef[];
+  readonly sourceDigest: string;
+  readonly bodyDigest: string;
+  /** Header fields this reader does not know, kept so newer writers stay readable. */
+  readonly extra: Readonly<Record<string, string>>;
+}
+
+export interface ArtifactInput {
+  readonly generator: string;
+  readonly tables: readonly TableRef[];
+  readonly sourceDigest: string;
+  readonly body: string;
+  readonly extra?: Readonly<Record<string, string>>;
+}
+
+export interface ParsedArtifact {
+  readonly header: ArtifactHeader;
+  readonly body: string;
+}
+
+export type ParseArtifactResult =
+  | { readonly ok: true; readonly artifact: ParsedArtifact }
+  | { readonly ok: false; readonly code: ArtifactErrorCode; readonly message: string };
+
+export type ArtifactErrorCode =
+  | 'ARTIFACT_NOT_AN_ARTIFACT'
+  | 'ARTIFACT_BAD_HEADER'
+  | 'ARTIFACT_DIGEST_MISMATCH';
+
+export function sha256Hex(data: string | Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+const HEADER_VALUE = /^[\x20-\x7e]*$/;
+const TABLE_NAME = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
+
+function formatTables(tables: readonly TableRef[]): string {
+  return tables.map((t) => `${t.family} ${t.name}`).join(', ');
+}
+
+export function renderArtifact(input: ArtifactInput): string {
+  const fields: [string, string][] = [
+    ['generator', input.generator],
+    ['tables', formatTables(input.tables)],
+    ['sources', `sha256:${input.sourceDigest}`],
+    ['body', `sha256:${sha256Hex(input.body)}`],
+    ...Object.entries(input.extra ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+  ];
+  for (const [key, value] of fields) {
+    if (!/^[a-z][a-z0-9-]*$/.test(key) || !HEADER_VALUE.test(value)) {
+      throw new Error(`artifact header field ${JSON.stringify(key)} has a value that cannot be written safely`);
+    }
+  }
+  for (const table of input.tables) {
+    if (!FAMILIES.has(table.family) || !TABLE_NAME.test(table.name)) {
+      throw new Error(`artifact table ${JSON.stringify(table)} is not a valid table reference`);
+    }
+  }
+  const header = [ARTIFACT_MAGIC, ...fields.map(([k, v]) => `# ${k}: ${v}`)].join('\n');
+  return `${header}\n\n${input.body}`;
+}
+
+function parseTables(value: string): TableRef[] | undefined {
+  if (value.trim() === '') return [];
+  const tables: TableRef[] = [];
+  for (const part of value.split(',')) {
+    const [family, name, ...rest] = part.trim().split(/\s+/);
+    if (rest.length > 0 || family === undefined || name === undefined) return undefined;
+    if (!FAMILIES.has(family) || !TABLE_NAME.test(name)) return undefined;
+    tables.push({ family: family as TableFamily, name });
+  }
+  return tables;
+}
+
+/**
+ * Parses an artifact and verifies its body digest. Never throws: a reader watching a directory sees
+ * partial files all the time and must treat them as data, not as exceptions.
+ */
+export function parseArtifact(text: string): ParseArtifactResult {
+  if (!text.startsWith(`${ARTIFACT_MAGIC}\n`)) {
+    return { ok: false, code: 'ARTIFACT_NOT_AN_ARTIFACT', message: `the file does not start with "${ARTIFACT_MAGIC}"` };
+  }
+  const end = text.indexOf('\n\n');
+  if (end < 0) return { ok: false, code: 'ARTIFACT_BAD_HEADER', message: 'the header is not followed by a blank line' };
+  const fields = new Map<string, string>();
+  for (const line of text.slice(ARTIFACT_MAGIC.length + 1, end).split('\n')) {
+    const match = /^# ([a-z][a-z0-9-]*): (.*)$/.exec(line);
+    if (!match) return { ok: false, code: 'ARTIFACT_BAD_HEADER', message: `malformed header line ${JSON.stringify(line)}` };
+    const [, key, value] = match as unknown as [string, string, string];
+    if (fields.has(key)) return { ok: false, code: 'ARTIFACT_BAD_HEADER', message: `header field "${key}" appears twice` };
+    fields.set(key, value);
+  }
+  const generator = fields.get('generator');
+  const tables = parseTables(fields.get('tables') ?? '\u0000');
+  const sources = /^sha256:([0-9a-f]{64})$/.exec(fields.get('sources') ?? '');
+  const body = /^sha256:([0-9a-f]{64})$/.exec(fields.get('body') ?? '');
+  if (generator === undefined || tables === undefined || !sources || !body) {
+    return {
+      ok: false,
+      code: 'ARTIFACT_BAD_HEADER',
+      message: 'the header needs generator, tables, sources (sha256) and body (sha256) fields',
+    };
+  }
+  const bodyText = text.slice(end + 2);
+  const actual = sha256Hex(bodyText);
+  if (actual !== body[1]) {
+    return {
+      ok: false,
+      code: 'ARTIFACT_DIGEST_MISMATCH',
+      message: `body digest is sha256:${actual}, the header says sha256:${body[1]} (incomplete or altered file)`,
+    };
+  }
+  const extra: Record<string, string> = {};
+  for (const [key, value] of [...fields].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    if (!['generator', 'tables', 'sources', 'body'].includes(key)) extra[key] = value;
+  }
+  return {
+    ok: true,
+    artifact: {
+      header: { generator, tables, sourceDigest: sources[1]!, bodyDigest: body[1]!, extra },
+      body: bodyText,
+    },
+  };
+}

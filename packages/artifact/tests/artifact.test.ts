@@ -1,0 +1,47 @@
+import { describe, expect, it } from 'vitest';
+import { parseArtifact, renderArtifact, sha256Hex } from '@nftops/artifact';
+
+const input = {
+  generator: 'nftops 0.1.0',
+  tables: [
+    { family: 'inet', name: 'nftops_lb' },
+    { family: 'inet', name: 'nftops_filter' },
+  ] as const,
+  sourceDigest: sha256Hex('sources'),
+  body: 'table inet nftops_lb\ndelete table inet nftops_lb\ntable inet nftops_lb {\n}\n',
+};
+
+describe('artifact format', () => {
+  it('round-trips header and body', () => {
+    const text = renderArtifact(input);
+    const parsed = parseArtifact(text);
+    expect(parsed.ok).toBe(true);
+    if (!parsed.ok) return;
+    expect(parsed.artifact.body).toBe(input.body);
+    expect(parsed.artifact.header.tables).toEqual(input.tables);
+    expect(parsed.artifact.header.bodyDigest).toBe(sha256Hex(input.body));
+    expect(parsed.artifact.header.sourceDigest).toBe(input.sourceDigest);
+  });
+
+  it('detects every truncation of a complete file', () => {
+    const text = renderArtifact(input);
+    for (let cut = 0; cut < text.length; cut++) {
+      expect(parseArtifact(text.slice(0, cut)).ok, `cut at ${cut}`).toBe(false);
+    }
+  });
+
+  it('detects an altered body', () => {
+    const text = renderArtifact(input).replace('nftops_lb {', 'nftops_lb { chain x { }');
+    const parsed = parseArtifact(text);
+    expect(parsed).toMatchObject({ ok: false, code: 'ARTIFACT_DIGEST_MISMATCH' });
+  });
+
+  it('rejects a file that is not an artifact', () => {
+    expect(parseArtifact('table inet x {}\n')).toMatchObject({ ok: false, code: 'ARTIFACT_NOT_AN_ARTIFACT' });
+  });
+
+  it('refuses to write a header value that would break out of the comment', () => {
+    expect(() => renderArtifact({ ...input, generator: 'nftops\nflush ruleset' })).toThrow();
+    expect(() => renderArtifact({ ...input, tables: [{ family: 'inet', name: 'x;flush ruleset' }] })).toThrow();
+  });
+});

@@ -1,0 +1,111 @@
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { execa, type ExecaError } from 'execa';
+import {
+  NftNotFoundError,
+  NftTimeoutError,
+  parseNftDiagnostics,
+  type NftDriver,
+  type NftResult,
+  type NftTableJson,
+  type NftTarget,
+} from './driver.js';
+
+export interface NftDriverOptions {
+  /** Path to nft; found on PATH, /usr/sbin and /sbin when absent. */
+  readonly nftPath?: string;
+  /** Kill nft after this long (default 30 s): a hung nft must never hang the caller. */
+  readonly timeoutMs?: number;
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+export function findNft(env: NodeJS.ProcessEnv = process.env): string {
+  const dirs = [...(env.PATH ?? '').split(delimiter).filter(Boolean), '/usr/sbin', '/sbin', '/usr/local/sbin'];
+  for (const dir of dirs) {
+    const candidate = join(dir, 'nft');
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not here; keep looking
+    }
+  }
+  throw new NftNotFoundError(dirs);
+}
+
+function netnsPath(netns: string): string {
+  return netns.includes('/') ? netns : `/var/run/netns/${netns}`;
+}
+
+export function createNftDriver(options: NftDriverOptions = {}): NftDriver {
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  let nftPath = options.nftPath;
+  const resolveNft = (): string => (nftPath ??= findNft(options.env));
+
+  async function run(args: readonly string[], target: NftTarget | undefined, input?: string) {
+    const nft = resolveNft();
+    const [file, argv] = target?.netns
+      ? ['nsenter', [`--net=${netnsPath(target.netns)}`, '--', nft, ...args]]
+      : [nft, [...args]];
+    try {
+      return await execa(file, argv, {
+        input: input ?? '',
+        reject: false,
+        timeout: timeoutMs,
+        stripFinalNewline: false,
+        env: { LC_ALL: 'C' },
+        extendEnv: true,
+      });
+    } catch (error) {
+      if ((error as ExecaError).code === 'ENOENT') throw new NftNotFoundError([String(file)]);
+      throw error;
+    }
+  }
+
+  async function runChecked(args: readonly string[], target: NftTarget | undefined, input?: string) {
+    const result = await run(args, target, input);
+    if (result.timedOut) throw new NftTimeoutError(`nft ${args.join(' ')}`, timeoutMs);
+    if ((result as { code?: string }).code === 'ENOENT') throw new NftNotFoundError([resolveNft()]);
+    return result;
+  }
+
+  async function transaction(args: readonly string[], ruleset: string, target?: NftTarget): Promise<NftResult> {
+    const result = await runChecked(args, target, ruleset);
+    if (result.exitCode === 0) return { ok: true };
+    const stderr = String(result.stderr ?? '');
+    return { ok: false, stderr, diagnostics: parseNftDiagnostics(stderr) };
+  }
+
+  async function listJson(args: readonly string[], target?: NftTarget): Promise<NftTableJson | undefined> {
+    const result = await runChecked(['-j', ...args], target);
+    if (result.exitCode !== 0) {
+      const stderr = String(result.stderr ?? '');
+      if (/No such file or directory/.test(stderr)) return undefined;
+      throw new Error(`nft ${args.join(' ')} failed: ${stderr.trim()}`);
+    }
+    const parsed = JSON.parse(String(result.stdout)) as { nftables?: Record<string, unknown>[] };
+    return parsed.nftables ?? [];
+  }
+
+  return {
+    async version() {
+      const result = await runChecked(['--version'], undefined);
+      const match = /v(\d+\.\d+\.\d+)/.exec(String(result.stdout));
+      if (!match) throw new Error(`cannot read the nft version from ${JSON.stringify(String(result.stdout))}`);
+      return match[1]!;
+    },
+    check: (ruleset, target) => transaction(['--check', '-f', '-'], ruleset, target),
+    apply: (ruleset, target) => transaction(['-f', '-'], ruleset, target),
+    async listTables(target) {
+      const items = (await listJson(['list', 'tables'], target)) ?? [];
+      return items.flatMap((item) => {
+        const table = item.table as { family: string; name: string } | undefined;
+        return table ? [{ family: table.family, name: table.name }] : [];
+      });
+    },
+    listTable: (family, name, target) => listJson(['list', 'table', family, name], target),
+    async listRuleset(target) {
+      return (await listJson(['list', 'ruleset'], target)) ?? [];
+    },
+  };
+}

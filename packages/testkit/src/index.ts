@@ -1,0 +1,1 @@
+export { kernelAvailable, withNetns, createNetns, deleteNetns, netnsExec, uniqueName } from './netns.js';

@@ -1,0 +1,23 @@
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vitest/config';
+
+const packages = ['artifact', 'nft-driver', 'compiler', 'cli', 'watcher', 'testkit'];
+const alias = Object.fromEntries(
+  packages.map((name) => [`@nftops/${name}`, fileURLToPath(new URL(`./packages/${name}/src/index.ts`, import.meta.url))]),
+);
+
+export default defineConfig({
+  test: {
+    reporters: ['default', './tools/vitest-summary-reporter.ts'],
+    projects: packages.map((name) => ({
+      resolve: { alias },
+      test: {
+        name,
+        root: `./packages/${name}`,
+        include: ['tests/**/*.test.ts'],
+        testTimeout: 60_000,
+        hookTimeout: 60_000,
+      },
+    })),
+  },
+});
