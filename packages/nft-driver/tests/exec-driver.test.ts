@@ -27,7 +27,7 @@ describe('exec driver', () => {
       expect(await nft.listTables({ netns })).toEqual([{ family: 'inet', name: 't' }]);
       const table = await nft.listTable('inet', 't', { netns });
       expect(table?.some((item) => 'chain' in item)).toBe(true);
-      expect(await nft.listTable('inet', 'missing', { netns })).toBeUndefined();
+      expect(await nft.listTable('inet', 'absent_table', { netns })).toBeUndefined();
       const bad = await nft.apply('table inet t {\n chain c { junk }\n}\n', { netns });
       expect(bad.ok).toBe(false);
       if (!bad.ok) expect(bad.diagnostics[0]?.line).toBe(2);
