@@ -1,0 +1,101 @@
+import ipaddr from 'ipaddr.js';
+
+export type Family = 4 | 6;
+
+/** An IP address in canonical text form (RFC 5952 for IPv6), with its bytes for ordering and masks. */
+export interface IpAddress {
+  readonly family: Family;
+  readonly text: string;
+  readonly bytes: readonly number[];
+}
+
+export interface Cidr {
+  readonly family: Family;
+  readonly network: IpAddress;
+  readonly prefix: number;
+  /** `network/prefix`, or the bare address for a host block (/32, /128), the way nft lists it. */
+  readonly text: string;
+}
+
+export type Parsed<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly reason: string };
+
+function fromParsed(addr: ipaddr.IPv4 | ipaddr.IPv6): IpAddress {
+  if (addr.kind() === 'ipv4') {
+    return { family: 4, text: addr.toString(), bytes: addr.toByteArray() };
+  }
+  const v6 = addr as ipaddr.IPv6;
+  return { family: 6, text: v6.toRFC5952String(), bytes: v6.toByteArray() };
+}
+
+export function parseAddress(text: string): Parsed<IpAddress> {
+  if (text.includes('%')) return { ok: false, reason: 'zone identifiers (%...) are not allowed' };
+  if (ipaddr.IPv4.isValidFourPartDecimal(text)) return { ok: true, value: fromParsed(ipaddr.IPv4.parse(text)) };
+  if (!text.includes(':') || !ipaddr.IPv6.isValid(text)) {
+    return { ok: false, reason: 'expected an IPv4 address in dotted-quad form or an IPv6 address' };
+  }
+  return { ok: true, value: fromParsed(ipaddr.IPv6.parse(text)) };
+}
+
+export function maskBytes(bytes: readonly number[], prefix: number): number[] {
+  return bytes.map((byte, index) => {
+    const bits = Math.max(0, Math.min(8, prefix - index * 8));
+    return byte & ((0xff << (8 - bits)) & 0xff);
+  });
+}
+
+function addressFromBytes(family: Family, bytes: readonly number[]): IpAddress {
+  return fromParsed(family === 4 ? new ipaddr.IPv4([...bytes]) : ipaddr.fromByteArray([...bytes]));
+}
+
+function cidrText(network: IpAddress, prefix: number): string {
+  return prefix === network.bytes.length * 8 ? network.text : `${network.text}/${prefix}`;
+}
+
+/**
+ * Parses `address/prefix` (a bare address is a host block). Host bits set are an error whose reason names
+ * the canonical block that was probably meant.
+ */
+export function parseCidr(text: string): Parsed<Cidr> & { readonly hostBitsMeant?: string } {
+  const slash = text.indexOf('/');
+  const addressText = slash < 0 ? text : text.slice(0, slash);
+  const address = parseAddress(addressText);
+  if (!address.ok) return address;
+  const max = address.value.family === 4 ? 32 : 128;
+  let prefix = max;
+  if (slash >= 0) {
+    const prefixText = text.slice(slash + 1);
+    if (!/^(0|[1-9]\d{0,2})$/.test(prefixText) || Number(prefixText) > max) {
+      return { ok: false, reason: `the prefix length must be a number from 0 to ${max}` };
+    }
+    prefix = Number(prefixText);
+  }
+  const networkBytes = maskBytes(address.value.bytes, prefix);
+  const network = addressFromBytes(address.value.family, networkBytes);
+  if (networkBytes.some((byte, i) => byte !== address.value.bytes[i])) {
+    const meant = `${network.text}/${prefix}`;
+    return { ok: false, reason: `host bits are set; the block is ${meant}`, hostBitsMeant: meant };
+  }
+  return { ok: true, value: { family: address.value.family, network, prefix, text: cidrText(network, prefix) } };
+}
+
+export function compareBytes(a: readonly number[], b: readonly number[]): number {
+  if (a.length !== b.length) return a.length - b.length;
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] !== b[i]) return a[i]! - b[i]!;
+  }
+  return 0;
+}
+
+export function compareAddresses(a: IpAddress, b: IpAddress): number {
+  return compareBytes(a.bytes, b.bytes);
+}
+
+export function compareCidrs(a: Cidr, b: Cidr): number {
+  return compareBytes(a.network.bytes, b.network.bytes) || a.prefix - b.prefix;
+}
+
+/** True when INNER lies entirely inside OUTER (same family). */
+export function cidrContains(outer: Cidr, inner: Cidr): boolean {
+  if (outer.family !== inner.family || inner.prefix < outer.prefix) return false;
+  return compareBytes(maskBytes(inner.network.bytes, outer.prefix), outer.network.bytes) === 0;
+}

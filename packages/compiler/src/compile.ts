@@ -1,0 +1,143 @@
+import { renderArtifact, sha256Hex, type TableRef } from '@nftops/artifact';
+import type { CompileOptions, CompileResult, CompiledArtifact, SourceFile } from './api.js';
+import { DiagnosticBag } from './diagnostics.js';
+import { loadSources } from './load.js';
+import { forwardsOf, lowerArtifact, type ArtifactContent } from './lower.js';
+import { buildModel, DEFAULT_SETTINGS, type ArtifactSpec, type Model, type Settings } from './model.js';
+import { UnsafeTextError } from './nft-text.js';
+import { renderTables } from './render.js';
+import { validateDocuments } from './validate.js';
+import { VERSION } from './version.js';
+
+/** JSON with object keys sorted and origins dropped: the canonical form the source digest is taken of. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (key, inner: unknown) => {
+    if (key === 'origin') return undefined;
+    if (inner && typeof inner === 'object' && !Array.isArray(inner)) {
+      return Object.fromEntries(Object.entries(inner).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    }
+    return inner;
+  });
+}
+
+function matches(labels: Readonly<Record<string, string>>, selector: Readonly<Record<string, string>> | undefined): boolean {
+  return Object.entries(selector ?? {}).every(([key, value]) => labels[key] === value);
+}
+
+interface PlannedArtifact {
+  readonly name: string;
+  readonly output: string | undefined;
+  readonly content: ArtifactContent;
+  readonly spec: ArtifactSpec | undefined;
+}
+
+function planArtifacts(model: Model, bag: DiagnosticBag): PlannedArtifact[] {
+  const settingsFor = (spec: ArtifactSpec | undefined): Settings | undefined => {
+    if (spec?.settings !== undefined) {
+      const found = model.settings.find((s) => s.name === spec.settings);
+      if (!found) {
+        bag.add('SETTINGS_NOT_FOUND', spec.origin.at(['settings']), `Settings/${spec.settings} does not exist`, {
+          hint: `defined Settings: ${model.settings.map((s) => s.name).join(', ') || 'none'}`,
+          object: spec.origin.ref,
+        });
+      }
+      return found;
+    }
+    if (model.settings.length <= 1) return model.settings[0] ?? DEFAULT_SETTINGS;
+    const first = model.settings[0]!.origin!;
+    bag.add(
+      'SETTINGS_AMBIGUOUS',
+      spec ? spec.origin.at(['$name']) : first.at(['$name']),
+      `${model.settings.length} Settings objects exist and ${spec ? spec.origin.ref : 'no Artifact'} says which one applies`,
+      { hint: 'set spec.settings on each Artifact', ...(spec ? { object: spec.origin.ref } : {}) },
+    );
+    return undefined;
+  };
+
+  const specs: (ArtifactSpec | undefined)[] = model.artifacts.length > 0 ? [...model.artifacts] : [undefined];
+  const outputs = new Map<string, ArtifactSpec>();
+  const planned: PlannedArtifact[] = [];
+  for (const spec of specs) {
+    if (spec) {
+      const clash = outputs.get(spec.output);
+      if (clash) {
+        bag.add('ARTIFACT_OUTPUT_CONFLICT', spec.origin.at(['output']), `${spec.origin.ref} and ${clash.origin.ref} both write ${spec.output}`, {
+          object: spec.origin.ref,
+        });
+        continue;
+      }
+      outputs.set(spec.output, spec);
+    }
+    const settings = settingsFor(spec);
+    if (!settings) continue;
+    const loadBalancers = model.loadBalancers.filter((o) => matches(o.labels, spec?.matchLabels));
+    const policies = model.policies.filter((o) => matches(o.labels, spec?.matchLabels));
+    if (spec && loadBalancers.length === 0 && policies.length === 0) {
+      bag.add('ARTIFACT_EMPTY', spec.origin.at(['selector']), `${spec.origin.ref} selects no objects; its tables will be empty`, {
+        severity: 'warning',
+        object: spec.origin.ref,
+      });
+    }
+    planned.push({ name: spec?.name ?? 'default', output: spec?.output, content: { name: spec?.name ?? 'default', settings, loadBalancers, policies }, spec });
+  }
+  return planned;
+}
+
+/** Checks that need all objects of one artifact together. */
+function checkArtifact(content: ArtifactContent, bag: DiagnosticBag): void {
+  const seen = new Map<string, string>();
+  for (const { service, port } of forwardsOf(content.loadBalancers)) {
+    const key = `${service.address.text} ${port.protocol} ${port.port}`;
+    const other = seen.get(key);
+    if (other !== undefined && other !== service.origin.ref) {
+      bag.add(
+        'DUPLICATE_SERVICE_PORT',
+        service.origin.at(['address']),
+        `${service.origin.ref} and ${other} both serve ${port.protocol.toUpperCase()} ${service.address.text} port ${port.port}`,
+        { hint: 'one address, protocol and port can have one service only', object: service.origin.ref },
+      );
+    }
+    seen.set(key, other ?? service.origin.ref);
+  }
+}
+
+/**
+ * Compiles YAML sources into artifacts. Pure: the same sources give the same bytes, whatever the order of
+ * files, documents, keys, or of lists whose order carries no meaning.
+ */
+export function compile(sources: readonly SourceFile[], options: CompileOptions = {}): CompileResult {
+  const bag = new DiagnosticBag();
+  const documents = loadSources(sources, bag);
+  const objects = validateDocuments(documents, bag);
+  const model = buildModel(objects, bag);
+  const planned = planArtifacts(model, bag);
+  for (const plan of planned) checkArtifact(plan.content, bag);
+  if (bag.hasErrors) return { ok: false, artifacts: [], diagnostics: bag.sorted() };
+
+  const generator = options.generator ?? `nftops ${VERSION}`;
+  const artifacts: CompiledArtifact[] = [];
+  for (const plan of planned) {
+    let tables;
+    try {
+      tables = lowerArtifact(plan.content);
+    } catch (error) {
+      if (!(error instanceof UnsafeTextError)) throw error;
+      const at = plan.spec?.origin.at([]) ?? { file: sources[0]?.path ?? '<input>', line: 1, column: 1 };
+      bag.add('UNSAFE_NAME', at, error.message, { hint: 'names may hold letters, digits, "-", "_" and "."' });
+      continue;
+    }
+    const body = renderTables(tables);
+    const tableRefs: TableRef[] = tables.map((t) => ({ family: t.family, name: t.name }));
+    const { settings, loadBalancers, policies } = plan.content;
+    const text = renderArtifact({
+      generator,
+      tables: tableRefs,
+      sourceDigest: sha256Hex(canonicalJson({ settings, loadBalancers, policies })),
+      body: body.text,
+    });
+    const headerLines = text.slice(0, text.length - body.text.length).split('\n').length - 1;
+    const lineSources = new Map([...body.lineSources].map(([line, ref]) => [line + headerLines, ref]));
+    artifacts.push({ name: plan.name, output: plan.output, text, tables: tableRefs, lineSources });
+  }
+  return { ok: !bag.hasErrors, artifacts: bag.hasErrors ? [] : artifacts, diagnostics: bag.sorted() };
+}

@@ -1,0 +1,6 @@
+export type { CompileOptions, CompileResult, CompiledArtifact, Diagnostic, Severity, SourceFile } from './api.js';
+export { compile } from './compile.js';
+export { DIAGNOSTIC_CODES, formatDiagnostic, sortDiagnostics, type DiagnosticCode } from './diagnostics.js';
+export { API_GROUP, SUPPORTED_API_VERSIONS } from './kinds.js';
+export { LOAD_LIMITS } from './load.js';
+export { VERSION } from './version.js';

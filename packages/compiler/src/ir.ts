@@ -1,0 +1,56 @@
+/**
+ * The intermediate representation: nftables objects with every value already validated and rendered to
+ * its nft form, but not yet laid out as text. Lowering builds it from the model; render.ts prints it.
+ * Tables are owned whole: an artifact replaces each of its tables in one transaction.
+ */
+export interface IrRuleset {
+  readonly tables: readonly IrTable[];
+}
+
+export interface IrTable {
+  readonly family: 'inet' | 'ip' | 'ip6';
+  readonly name: string;
+  readonly comment: string;
+  readonly sets: readonly IrSet[];
+  readonly maps: readonly IrMap[];
+  readonly chains: readonly IrChain[];
+}
+
+export interface IrBaseChain {
+  readonly type: 'filter' | 'nat' | 'route';
+  readonly hook: 'prerouting' | 'input' | 'forward' | 'output' | 'postrouting';
+  readonly priority: number;
+  readonly policy: 'accept' | 'drop';
+}
+
+export interface IrChain {
+  readonly name: string;
+  readonly base?: IrBaseChain;
+  readonly rules: readonly IrRule[];
+}
+
+/**
+ * One rule: matches, then the statements that act. The renderer inserts `counter` between them and
+ * appends the comment `source[ detail]`, so every rule counts and traces back to its YAML object.
+ */
+export interface IrRule {
+  readonly match: readonly string[];
+  readonly actions: readonly string[];
+  /** `Kind/name` of the object the rule comes from. */
+  readonly source: string;
+  readonly detail?: string;
+}
+
+export interface IrSet {
+  readonly name: string;
+  readonly type: string;
+  readonly flags: readonly string[];
+  readonly elements: readonly string[];
+}
+
+export interface IrMap {
+  readonly name: string;
+  readonly type: string;
+  readonly flags: readonly string[];
+  readonly elements: readonly (readonly [string, string])[];
+}

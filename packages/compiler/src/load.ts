@@ -1,0 +1,133 @@
+import { isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node } from 'yaml';
+import type { SourceFile } from './api.js';
+import type { DiagnosticBag, Position } from './diagnostics.js';
+
+/** Limits that keep hostile input bounded in time and memory. */
+export const LOAD_LIMITS = {
+  maxFileBytes: 4 * 1024 * 1024,
+  maxAliasCount: 100,
+  maxDepth: 64,
+} as const;
+
+export type PathSegment = string | number;
+
+/** One YAML document with the means to map a path inside it back to a line and column. */
+export interface LoadedDocument {
+  readonly file: string;
+  /** 0-based index of the document in its file. */
+  readonly index: number;
+  readonly value: unknown;
+  /** Position of the value at PATH, or of its nearest existing ancestor. */
+  locate(path: readonly PathSegment[]): Position;
+  /** Position of the key of the property at PATH (for unknown-field errors). */
+  locateKey(path: readonly PathSegment[]): Position;
+}
+
+function depthOf(value: unknown, limit: number): number {
+  let max = 0;
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [item, depth] = stack.pop()!;
+    if (item === null || typeof item !== 'object') continue;
+    if (depth > max) max = depth;
+    if (max > limit) return max;
+    for (const child of Object.values(item)) stack.push([child, depth + 1]);
+  }
+  return max;
+}
+
+export function loadSources(sources: readonly SourceFile[], bag: DiagnosticBag): LoadedDocument[] {
+  const documents: LoadedDocument[] = [];
+  for (const source of sources) documents.push(...loadFile(source, bag));
+  return documents;
+}
+
+function loadFile(source: SourceFile, bag: DiagnosticBag): LoadedDocument[] {
+  const start = { file: source.path, line: 1, column: 1 };
+  if (Buffer.byteLength(source.text, 'utf8') > LOAD_LIMITS.maxFileBytes) {
+    bag.add('YAML_TOO_LARGE', start, `the file is larger than ${LOAD_LIMITS.maxFileBytes} bytes`, {
+      hint: 'split it into several files',
+    });
+    return [];
+  }
+  const lineCounter = new LineCounter();
+  const position = (offset: number): Position => {
+    const { line, col } = lineCounter.linePos(offset);
+    return { file: source.path, line, column: col };
+  };
+  const parsed = parseAllDocuments(source.text, { lineCounter, uniqueKeys: true, prettyErrors: false });
+  const docs = Array.isArray(parsed) ? parsed : [];
+  if (!Array.isArray(parsed)) {
+    // An empty stream parses to an EmptyStream; it holds no objects and is not an error.
+    return [];
+  }
+  const result: LoadedDocument[] = [];
+  docs.forEach((doc, index) => {
+    if (doc.errors.length > 0) {
+      for (const error of doc.errors) {
+        const code = error.code === 'DUPLICATE_KEY' ? 'YAML_DUPLICATE_KEY' : 'YAML_SYNTAX';
+        const message = error.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+        bag.add(code, position(error.pos[0]), message, {
+          hint: code === 'YAML_DUPLICATE_KEY' ? 'remove one of the two keys' : 'check indentation and quoting',
+        });
+      }
+      return;
+    }
+    if (doc.contents === null) return; // an empty document (`---` alone) holds nothing
+    let value: unknown;
+    try {
+      value = doc.toJS({ maxAliasCount: LOAD_LIMITS.maxAliasCount });
+    } catch (error) {
+      bag.add('YAML_ALIAS_LIMIT', position(doc.contents.range?.[0] ?? 0), (error as Error).message, {
+        hint: `aliases may expand to at most ${LOAD_LIMITS.maxAliasCount} nodes`,
+      });
+      return;
+    }
+    if (depthOf(value, LOAD_LIMITS.maxDepth) > LOAD_LIMITS.maxDepth) {
+      bag.add('YAML_TOO_DEEP', position(doc.contents.range?.[0] ?? 0), `the document nests deeper than ${LOAD_LIMITS.maxDepth} levels`);
+      return;
+    }
+    result.push(makeDocument(source.path, index, value, doc, position));
+  });
+  return result;
+}
+
+function makeDocument(
+  file: string,
+  index: number,
+  value: unknown,
+  doc: Document.Parsed,
+  position: (offset: number) => Position,
+): LoadedDocument {
+  const nodeAt = (path: readonly PathSegment[]): Node | undefined => {
+    for (let length = path.length; length >= 0; length--) {
+      const node = length === 0 ? doc.contents : doc.getIn(path.slice(0, length), true);
+      if (isNode(node) && node.range) return node;
+    }
+    return undefined;
+  };
+  return {
+    file,
+    index,
+    value,
+    locate(path) {
+      return position(nodeAt(path)?.range?.[0] ?? 0);
+    },
+    locateKey(path) {
+      const parent = nodeAt(path.slice(0, -1));
+      const key = path[path.length - 1];
+      if (parent && isMap(parent)) {
+        for (const item of parent.items) {
+          if (isPair(item) && isScalar(item.key) && item.key.value === key && item.key.range) {
+            return position(item.key.range[0]);
+          }
+        }
+      }
+      if (parent && isSeq(parent) && typeof key === 'number') {
+        const item = parent.items[key];
+        if (isNode(item) && item.range) return position(item.range[0]);
+      }
+      return position(parent?.range?.[0] ?? 0);
+    },
+  };
+}

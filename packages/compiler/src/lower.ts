@@ -1,0 +1,232 @@
+import { compareAddresses, type IpAddress } from './address.js';
+import type { IrChain, IrRule, IrTable } from './ir.js';
+import type { Backend, LoadBalancer, NetworkPolicy, PolicyPort, PolicyRule, Protocol, ServicePort, Settings } from './model.js';
+import { protocolOrder } from './model.js';
+import { addressName, addressPort, familyKeyword, hex32, identifier, setOf } from './nft-text.js';
+
+/** The objects one artifact holds, already checked. */
+export interface ArtifactContent {
+  readonly name: string;
+  readonly settings: Settings;
+  readonly loadBalancers: readonly LoadBalancer[];
+  readonly policies: readonly NetworkPolicy[];
+}
+
+export function settingsRef(settings: Settings): string {
+  return `Settings/${settings.name ?? 'default'}`;
+}
+
+/** One forward of a service: its address, one port, and the service it belongs to. */
+interface Forward {
+  readonly service: LoadBalancer;
+  readonly port: ServicePort;
+}
+
+export function forwardsOf(loadBalancers: readonly LoadBalancer[]): Forward[] {
+  return loadBalancers
+    .flatMap((service) => service.ports.map((port) => ({ service, port })))
+    .sort(
+      (a, b) =>
+        compareAddresses(a.service.address, b.service.address) ||
+        protocolOrder(a.port.protocol) - protocolOrder(b.port.protocol) ||
+        a.port.port - b.port.port,
+    );
+}
+
+function gcd(a: number, b: number): number {
+  return b === 0 ? a : gcd(b, a % b);
+}
+
+function matchForward(forward: Forward): string[] {
+  const family = familyKeyword(forward.service.address);
+  return [`${family} daddr ${forward.service.address.text}`, `meta l4proto ${forward.port.protocol}`, `th dport ${forward.port.port}`];
+}
+
+function detail(port: ServicePort): string {
+  return `${port.protocol.toUpperCase()}/${port.port}${port.name ? ` ${port.name}` : ''}`;
+}
+
+/**
+ * `dnat` to the backends: one backend is a plain `dnat to`; several go through an anonymous map keyed by
+ * the scheduler's number, with each backend owning a run of keys as long as its weight (after dividing
+ * all weights by their gcd, so 2:2:2 is plain round robin over three keys).
+ */
+export function dnatStatement(service: LoadBalancer, port: ServicePort): string {
+  const family = familyKeyword(service.address);
+  const target = (backend: Backend) => backend.port ?? port.targetPort;
+  const backends = service.backends;
+  if (backends.length === 1) return `dnat ${family} to ${addressPort(backends[0]!.address, target(backends[0]!))}`;
+  const divisor = backends.reduce((g, b) => gcd(g, b.weight), 0);
+  let next = 0;
+  const entries = backends.map((backend) => {
+    const width = backend.weight / divisor;
+    const key = width === 1 ? `${next}` : `${next}-${next + width - 1}`;
+    next += width;
+    return `${key} : ${backend.address.text} . ${target(backend)}`;
+  });
+  const selector =
+    service.scheduler === 'round-robin'
+      ? `numgen inc mod ${next}`
+      : service.scheduler === 'random'
+        ? `numgen random mod ${next}`
+        : `jhash ${family} saddr mod ${next} seed 0x0`;
+  return `dnat ${family} to ${selector} map { ${entries.join(', ')} }`;
+}
+
+function lowerNatTable(content: ArtifactContent): IrTable {
+  const { settings } = content;
+  const prefix = settings.namePrefix;
+  const lbMask = settings.mark.mask | settings.snatMark.mask;
+  const dnat: IrRule[] = [];
+  const empty: IrRule[] = [];
+  let anySnat = false;
+  for (const forward of forwardsOf(content.loadBalancers)) {
+    const { service, port } = forward;
+    const source = service.origin.ref;
+    if (service.backends.length === 0) {
+      const verdict =
+        settings.emptyBackends === 'drop' ? 'drop' : port.protocol === 'tcp' ? 'reject with tcp reset' : 'reject';
+      empty.push({ match: matchForward(forward), actions: [verdict], source, detail: `${detail(port)} no backends` });
+      continue;
+    }
+    const snat = service.snat ?? settings.snat;
+    anySnat ||= snat;
+    const markValue = settings.mark.value | (snat ? settings.snatMark.value : 0);
+    dnat.push({
+      match: matchForward(forward),
+      actions: [
+        `meta mark set meta mark & ${hex32(~lbMask)} | ${hex32(markValue)}`,
+        `ct mark set ct mark & ${hex32(~settings.mark.mask)} | ${hex32(settings.mark.value)}`,
+        dnatStatement(service, port),
+      ],
+      source,
+      detail: detail(port),
+    });
+  }
+  const chains: IrChain[] = [
+    {
+      name: identifier(settings.chains.prerouting),
+      base: { type: 'nat', hook: 'prerouting', priority: settings.priorities.prerouting, policy: 'accept' },
+      rules: dnat,
+    },
+    {
+      name: identifier(settings.chains.postrouting),
+      base: { type: 'nat', hook: 'postrouting', priority: settings.priorities.postrouting, policy: 'accept' },
+      rules: anySnat
+        ? [
+            {
+              match: [`meta mark & ${hex32(settings.snatMark.mask)} == ${hex32(settings.snatMark.value)}`],
+              actions: ['masquerade'],
+              source: settingsRef(settings),
+              detail: 'snat',
+            },
+          ]
+        : [],
+    },
+  ];
+  if (empty.length > 0) {
+    // reject is not a NAT verdict, so services without backends are answered from a filter chain that
+    // runs just before DNAT would.
+    chains.push({
+      name: identifier(`${prefix}no-backends`),
+      base: { type: 'filter', hook: 'prerouting', priority: settings.priorities.prerouting - 10, policy: 'accept' },
+      rules: empty,
+    });
+  }
+  return {
+    family: 'inet',
+    name: identifier(settings.tables.nat),
+    comment: `nftops: load balancing (${settingsRef(settings)})`,
+    sets: [],
+    maps: [],
+    chains,
+  };
+}
+
+function portMatches(ports: readonly PolicyPort[]): string[][] {
+  if (ports.length === 0) return [[]];
+  const byProtocol = new Map<Protocol, PolicyPort[]>();
+  for (const port of ports) byProtocol.set(port.protocol, [...(byProtocol.get(port.protocol) ?? []), port]);
+  return [...byProtocol.entries()]
+    .sort(([a], [b]) => protocolOrder(a) - protocolOrder(b))
+    .map(([protocol, list]) => {
+      if (list.some((p) => p.port === undefined)) return [`meta l4proto ${protocol}`];
+      const elements = list.map((p) => (p.endPort === undefined ? `${p.port}` : `${p.port}-${p.endPort}`));
+      return [`meta l4proto ${protocol}`, `th dport ${setOf(elements)}`];
+    });
+}
+
+function policyRules(policy: NetworkPolicy, rule: PolicyRule): IrRule[] {
+  const sources: string[][] =
+    rule.from.length === 0
+      ? [[]]
+      : rule.from.map((peer) => {
+          const family = familyKeyword(peer.cidr);
+          const match = [`${family} saddr ${peer.cidr.text}`];
+          if (peer.except.length > 0) match.push(`${family} saddr != ${setOf(peer.except.map((e) => e.text))}`);
+          return match;
+        });
+  return sources.flatMap((source) =>
+    portMatches(rule.ports).map((ports) => ({
+      match: [...source, ...ports],
+      actions: ['accept'],
+      source: policy.origin.ref,
+    })),
+  );
+}
+
+function lowerFilterTable(content: ArtifactContent): IrTable {
+  const { settings } = content;
+  const prefix = settings.namePrefix;
+  const policyChain = (policy: NetworkPolicy) => identifier(`${prefix}policy-${policy.name}`);
+  const podChain = (pod: IpAddress) => identifier(`${prefix}pod-${addressName(pod)}`);
+  const podPolicies = new Map<string, { pod: IpAddress; policies: NetworkPolicy[] }>();
+  for (const policy of content.policies) {
+    for (const pod of policy.pods) {
+      const entry = podPolicies.get(pod.text) ?? { pod, policies: [] };
+      entry.policies.push(policy);
+      podPolicies.set(pod.text, entry);
+    }
+  }
+  const pods = [...podPolicies.values()].sort((a, b) => compareAddresses(a.pod, b.pod));
+  const lbFlow = `ct mark & ${hex32(settings.mark.mask)} == ${hex32(settings.mark.value)}`;
+  const podSource = (policies: readonly NetworkPolicy[]) => policies[0]!.origin.ref;
+  const podDetail = (pod: IpAddress) => `pod ${pod.text}`;
+  const chains: IrChain[] = [
+    {
+      name: identifier(settings.chains.forward),
+      base: { type: 'filter', hook: 'forward', priority: settings.priorities.forward, policy: 'accept' },
+      rules: pods.map(({ pod, policies }) => ({
+        match: [lbFlow, `${familyKeyword(pod)} daddr ${pod.text}`],
+        actions: [`goto ${podChain(pod)}`],
+        source: podSource(policies),
+        detail: podDetail(pod),
+      })),
+    },
+    ...pods.map(({ pod, policies }) => ({
+      name: podChain(pod),
+      rules: [
+        ...policies.map((policy) => ({ match: [], actions: [`jump ${policyChain(policy)}`], source: policy.origin.ref })),
+        { match: [], actions: ['drop'], source: podSource(policies), detail: `${podDetail(pod)} default deny` },
+      ],
+    })),
+    ...content.policies.map((policy) => ({
+      name: policyChain(policy),
+      rules: policy.rules.flatMap((rule) => policyRules(policy, rule)),
+    })),
+  ];
+  return {
+    family: 'inet',
+    name: identifier(settings.tables.filter),
+    comment: `nftops: network policies (${settingsRef(settings)})`,
+    sets: [],
+    maps: [],
+    chains,
+  };
+}
+
+export function lowerArtifact(content: ArtifactContent): IrTable[] {
+  const tables = [lowerNatTable(content)];
+  if (content.settings.filter) tables.push(lowerFilterTable(content));
+  return tables;
+}

@@ -1,0 +1,59 @@
+import type { IrChain, IrRule, IrTable } from './ir.js';
+import { comment } from './nft-text.js';
+
+export interface RenderedBody {
+  readonly text: string;
+  /** 1-based line within the body → `Kind/name` of the rule on that line. */
+  readonly lineSources: ReadonlyMap<number, string>;
+}
+
+function renderRule(rule: IrRule): string {
+  const note = rule.detail ? `${rule.source} ${rule.detail}` : rule.source;
+  return [...rule.match, 'counter', ...rule.actions, comment(note)].join(' ');
+}
+
+function renderChain(chain: IrChain, lines: string[], sources: Map<number, string>): void {
+  lines.push(`\tchain ${chain.name} {`);
+  if (chain.base) {
+    const b = chain.base;
+    lines.push(`\t\ttype ${b.type} hook ${b.hook} priority ${b.priority}; policy ${b.policy};`);
+  }
+  for (const rule of chain.rules) {
+    lines.push(`\t\t${renderRule(rule)}`);
+    sources.set(lines.length, rule.source);
+  }
+  lines.push('\t}');
+}
+
+/**
+ * Prints tables as one transaction that replaces each of them whole: `table` (creates it if missing, so
+ * the delete cannot fail), `delete table`, then the full definition. Applying it twice gives the same
+ * state, and nothing of an earlier version survives.
+ */
+export function renderTables(tables: readonly IrTable[]): RenderedBody {
+  const lines: string[] = [];
+  const sources = new Map<number, string>();
+  tables.forEach((table, tableIndex) => {
+    if (tableIndex > 0) lines.push('');
+    const ref = `${table.family} ${table.name}`;
+    lines.push(`table ${ref}`, `delete table ${ref}`, `table ${ref} {`, `\t${comment(table.comment)}`);
+    for (const set of table.sets) {
+      lines.push('', `\tset ${set.name} {`, `\t\ttype ${set.type}`);
+      if (set.flags.length > 0) lines.push(`\t\tflags ${set.flags.join(', ')}`);
+      if (set.elements.length > 0) lines.push(`\t\telements = { ${set.elements.join(', ')} }`);
+      lines.push('\t}');
+    }
+    for (const map of table.maps) {
+      lines.push('', `\tmap ${map.name} {`, `\t\ttype ${map.type}`);
+      if (map.flags.length > 0) lines.push(`\t\tflags ${map.flags.join(', ')}`);
+      if (map.elements.length > 0) lines.push(`\t\telements = { ${map.elements.map(([k, v]) => `${k} : ${v}`).join(', ')} }`);
+      lines.push('\t}');
+    }
+    for (const chain of table.chains) {
+      lines.push('');
+      renderChain(chain, lines, sources);
+    }
+    lines.push('}');
+  });
+  return { text: `${lines.join('\n')}\n`, lineSources: sources };
+}
