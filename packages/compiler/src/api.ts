@@ -29,8 +29,8 @@ export interface CompiledArtifact {
   /** The complete artifact file (header and body). */
   readonly text: string;
   readonly tables: readonly TableRef[];
-  /** Where each rule came from: body line (1-based) to `Kind/name`. */
-  readonly lineSources: ReadonlyMap<number, string>;
+  /** Where each rule came from: artifact line (1-based) to its source object. */
+  readonly lineSources: ReadonlyMap<number, RuleSource>;
 }
 
 export interface CompileResult {
@@ -43,4 +43,12 @@ export interface CompileResult {
 export interface CompileOptions {
   /** The generator string written into the header, for example "nftops 0.1.0". */
   readonly generator?: string;
+}
+
+/** The YAML object a rendered rule comes from, and where that object is defined. */
+export interface RuleSource {
+  readonly object: string;
+  readonly file: string;
+  readonly line: number;
+  readonly column: number;
 }

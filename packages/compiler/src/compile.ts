@@ -1,5 +1,6 @@
+import { posix } from 'node:path';
 import { renderArtifact, sha256Hex, type TableRef } from '@nftops/artifact';
-import type { CompileOptions, CompileResult, CompiledArtifact, SourceFile } from './api.js';
+import type { CompileOptions, CompileResult, CompiledArtifact, RuleSource, SourceFile } from './api.js';
 import { DiagnosticBag } from './diagnostics.js';
 import { loadSources } from './load.js';
 import { forwardsOf, lowerArtifact, type ArtifactContent } from './lower.js';
@@ -24,6 +25,13 @@ function matches(labels: Readonly<Record<string, string>>, selector: Readonly<Re
   return Object.entries(selector ?? {}).every(([key, value]) => labels[key] === value);
 }
 
+/** True when FILE lies in one of the artifact's source directories (all artifacts-less sources match). */
+function inScope(file: string, spec: ArtifactSpec | undefined): boolean {
+  if (!spec) return true;
+  const path = posix.normalize(file.split('\\').join('/'));
+  return spec.sources.some((dir) => dir === '.' || path === dir || path.startsWith(`${dir}/`));
+}
+
 interface PlannedArtifact {
   readonly name: string;
   readonly output: string | undefined;
@@ -43,12 +51,13 @@ function planArtifacts(model: Model, bag: DiagnosticBag): PlannedArtifact[] {
       }
       return found;
     }
-    if (model.settings.length <= 1) return model.settings[0] ?? DEFAULT_SETTINGS;
-    const first = model.settings[0]!.origin!;
+    const candidates = model.settings.filter((s) => inScope(s.origin!.file, spec));
+    if (candidates.length <= 1) return candidates[0] ?? DEFAULT_SETTINGS;
+    const first = candidates[0]!.origin!;
     bag.add(
       'SETTINGS_AMBIGUOUS',
       spec ? spec.origin.at(['$name']) : first.at(['$name']),
-      `${model.settings.length} Settings objects exist and ${spec ? spec.origin.ref : 'no Artifact'} says which one applies`,
+      `${candidates.length} Settings objects are in scope and ${spec ? spec.origin.ref : 'no Artifact'} does not say which one applies`,
       { hint: 'set spec.settings on each Artifact', ...(spec ? { object: spec.origin.ref } : {}) },
     );
     return undefined;
@@ -70,8 +79,10 @@ function planArtifacts(model: Model, bag: DiagnosticBag): PlannedArtifact[] {
     }
     const settings = settingsFor(spec);
     if (!settings) continue;
-    const loadBalancers = model.loadBalancers.filter((o) => matches(o.labels, spec?.matchLabels));
-    const policies = model.policies.filter((o) => matches(o.labels, spec?.matchLabels));
+    const selected = <T extends { labels: Readonly<Record<string, string>>; origin: { file: string } }>(o: T) =>
+      inScope(o.origin.file, spec) && matches(o.labels, spec?.matchLabels);
+    const loadBalancers = model.loadBalancers.filter(selected);
+    const policies = model.policies.filter(selected);
     if (spec && loadBalancers.length === 0 && policies.length === 0) {
       bag.add('ARTIFACT_EMPTY', spec.origin.at(['selector']), `${spec.origin.ref} selects no objects; its tables will be empty`, {
         severity: 'warning',
@@ -136,7 +147,16 @@ export function compile(sources: readonly SourceFile[], options: CompileOptions 
       body: body.text,
     });
     const headerLines = text.slice(0, text.length - body.text.length).split('\n').length - 1;
-    const lineSources = new Map([...body.lineSources].map(([line, ref]) => [line + headerLines, ref]));
+    const origins = new Map(
+      [...plan.content.loadBalancers, ...plan.content.policies, plan.content.settings].flatMap((o) =>
+        o.origin ? [[o.origin.ref, o.origin.at(['$name'])] as const] : [],
+      ),
+    );
+    const lineSources = new Map<number, RuleSource>();
+    for (const [line, ref] of body.lineSources) {
+      const at = origins.get(ref);
+      lineSources.set(line + headerLines, { object: ref, file: at?.file ?? '', line: at?.line ?? 0, column: at?.column ?? 0 });
+    }
     artifacts.push({ name: plan.name, output: plan.output, text, tables: tableRefs, lineSources });
   }
   return { ok: !bag.hasErrors, artifacts: bag.hasErrors ? [] : artifacts, diagnostics: bag.sorted() };

@@ -1,4 +1,4 @@
-export type { CompileOptions, CompileResult, CompiledArtifact, Diagnostic, Severity, SourceFile } from './api.js';
+export type { CompileOptions, CompileResult, CompiledArtifact, Diagnostic, RuleSource, Severity, SourceFile } from './api.js';
 export { compile } from './compile.js';
 export { DIAGNOSTIC_CODES, formatDiagnostic, sortDiagnostics, type DiagnosticCode } from './diagnostics.js';
 export { API_GROUP, SUPPORTED_API_VERSIONS } from './kinds.js';

@@ -20,6 +20,8 @@ export type Scheduler = 'round-robin' | 'random' | 'source-hash';
 /** Where an object came from: `Kind/name`, and the means to point at any of its fields. */
 export interface Origin {
   readonly ref: string;
+  /** The source file, as the caller named it. */
+  readonly file: string;
   readonly at: (path: readonly PathSegment[]) => Position;
 }
 
@@ -104,6 +106,8 @@ export interface ArtifactSpec {
   readonly name: string;
   readonly origin: Origin;
   readonly output: string;
+  /** Directories (normalized, relative like the source paths) whose objects this artifact may hold. */
+  readonly sources: readonly string[];
   readonly matchLabels: Readonly<Record<string, string>> | undefined;
   readonly settings: string | undefined;
 }
@@ -158,6 +162,7 @@ function makeOrigin(object: ValidatedObject): Origin {
   const specPath = (path: readonly PathSegment[]) => ['spec', ...path];
   return {
     ref: `${object.kind}/${object.name}`,
+    file: object.document.file,
     at: (path) => object.document.locate(path.length === 1 && path[0] === '$name' ? ['metadata', 'name'] : specPath(path)),
   };
 }
@@ -420,7 +425,12 @@ function buildSettings(object: ValidatedObject, bag: DiagnosticBag): Settings {
 }
 
 function buildArtifact(object: ValidatedObject, bag: DiagnosticBag): ArtifactSpec | undefined {
-  const spec = object.spec as { output: string; selector?: { matchLabels?: Record<string, string> }; settings?: string };
+  const spec = object.spec as {
+    output: string;
+    sources?: string[];
+    selector?: { matchLabels?: Record<string, string> };
+    settings?: string;
+  };
   const origin = makeOrigin(object);
   if (spec.output.split('/').some((segment) => segment === '..' || segment === '.' || segment === '')) {
     bag.add('SCHEMA_PATTERN', origin.at(['output']), `output ${JSON.stringify(spec.output)} must be a plain relative path without "." or ".." segments`, {
@@ -433,6 +443,7 @@ function buildArtifact(object: ValidatedObject, bag: DiagnosticBag): ArtifactSpe
     name: object.name,
     origin,
     output: posix.normalize(posix.join(dir, spec.output)),
+    sources: (spec.sources ?? ['.']).map((source) => posix.normalize(posix.join(dir, source))),
     matchLabels: spec.selector?.matchLabels,
     settings: spec.settings,
   };

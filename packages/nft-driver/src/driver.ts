@@ -1,6 +1,8 @@
 /** Where a command runs: the current network namespace, or one named under /var/run/netns (or any path to a netns file). */
 export interface NftTarget {
   readonly netns?: string;
+  /** Run in a brand-new, empty network namespace that vanishes when nft exits (`unshare --net`). */
+  readonly isolated?: boolean;
 }
 
 /** One error location as nft reports it: `<input>:LINE:COLSTART-COLEND: Error: MESSAGE`. */

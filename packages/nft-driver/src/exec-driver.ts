@@ -44,9 +44,11 @@ export function createNftDriver(options: NftDriverOptions = {}): NftDriver {
 
   async function run(args: readonly string[], target: NftTarget | undefined, input?: string) {
     const nft = resolveNft();
-    const [file, argv] = target?.netns
-      ? ['nsenter', [`--net=${netnsPath(target.netns)}`, '--', nft, ...args]]
-      : [nft, [...args]];
+    const [file, argv] = target?.isolated
+      ? ['unshare', ['--net', '--', nft, ...args]]
+      : target?.netns
+        ? ['nsenter', [`--net=${netnsPath(target.netns)}`, '--', nft, ...args]]
+        : [nft, [...args]];
     try {
       return await execa(file, argv, {
         input: input ?? '',
