@@ -1,1 +1,26 @@
 export { kernelAvailable, withNetns, createNetns, deleteNetns, netnsExec, uniqueName } from './netns.js';
+export {
+  startServer,
+  runClient,
+  summarize,
+  sctpAvailable,
+  isDocumentationAddress,
+  assertDocumentationAddress,
+  formatEndpoint,
+  type TrafficProtocol,
+  type ServerOptions,
+  type ServerHandle,
+  type ConnectOptions,
+  type ConnectResult,
+  type ConnectFailure,
+  type TrafficSummary,
+} from './traffic.js';
+export {
+  createLbTopology,
+  withLbTopology,
+  LB_CLIENT_SIDE,
+  LB_BACKEND_SIDE,
+  type LbTopology,
+  type LbTopologyOptions,
+  type LbConnectOptions,
+} from './lb-topology.js';
