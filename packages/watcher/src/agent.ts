@@ -1,0 +1,301 @@
+import { readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { createNftDriver, type NftDriver } from '@nftops/nft-driver';
+import { systemClock, type Clock, type TimerHandle } from './clock.js';
+import type { WatchConfig } from './config.js';
+import { describeError, WatchError } from './errors.js';
+import { startStatusServer } from './http.js';
+import { createLogger, type Logger } from './log.js';
+import { WatchMetrics } from './metrics.js';
+import type { AgentInfo, StatusDocument, Trigger } from './model.js';
+import { Reconciler, type ReconcileReport } from './reconciler.js';
+import { StateStore } from './state-store.js';
+import { SourceWatcher } from './watch.js';
+
+export const VERSION: string = (() => {
+  try {
+    return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return '0.0.0';
+  }
+})();
+
+export interface AgentOptions {
+  readonly config: WatchConfig;
+  readonly driver?: NftDriver;
+  readonly clock?: Clock;
+  readonly logger?: Logger;
+  /** Watch directories (default true). Tests of the scheduling logic turn it off and call `notify`. */
+  readonly watch?: boolean;
+  /** Add Node process metrics (memory, CPU, event loop) to /metrics (default true). */
+  readonly processMetrics?: boolean;
+  readonly netnsExists?: (netns: string) => Promise<boolean>;
+}
+
+interface Request {
+  trigger: Trigger;
+  drift: boolean;
+  force: boolean;
+}
+
+/**
+ * The long-running agent: watchers feed a debounce, passes of the reconciler run one at a time, a timer runs
+ * drift checks, the state directory is updated after every pass that changed something.
+ *
+ * Scheduling: a file event starts (or extends) a quiet period of `debounceMs`; when it ends, or `maxDelayMs`
+ * after the first event of a burst at the latest, one pass runs. Events during a pass queue exactly one more
+ * pass. Every `driftIntervalMs` a full pass also checks the live tables. Passes that hit a transient error
+ * (nft failed to run, namespace missing) are retried with backoff from 1 s up to the drift interval.
+ */
+export class Agent {
+  readonly metrics: WatchMetrics;
+  readonly reconciler: Reconciler;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  listenAddress: string | undefined;
+  private readonly config: WatchConfig;
+  private readonly store: StateStore | undefined;
+  private readonly watchers: SourceWatcher[] = [];
+  private server: Server | undefined;
+  private pending: Request | undefined;
+  private running: Promise<void> | undefined;
+  private debounceTimer: TimerHandle | undefined;
+  private burstStart: number | undefined;
+  private intervalTimer: TimerHandle | undefined;
+  private retryTimer: TimerHandle | undefined;
+  private retryDelay = 1000;
+  private stopped = false;
+  private lastSaveError: string | undefined;
+  private readonly startedAt: string;
+  private readonly idleWaiters: (() => void)[] = [];
+  passes = 0;
+
+  constructor(private readonly options: AgentOptions) {
+    this.config = options.config;
+    this.clock = options.clock ?? systemClock;
+    this.logger = options.logger ?? createLogger({ level: this.config.logLevel, format: this.config.logFormat });
+    this.metrics = new WatchMetrics({ processMetrics: options.processMetrics ?? true });
+    this.startedAt = new Date(this.clock.now()).toISOString();
+    const driver = options.driver ?? createNftDriver({ nftPath: this.config.nftPath, timeoutMs: this.config.nftTimeoutMs });
+    this.reconciler = new Reconciler({
+      driver,
+      clock: this.clock,
+      logger: this.logger,
+      metrics: this.metrics,
+      sources: this.config.sources,
+      prune: this.config.prune,
+      dryRun: this.config.dryRun,
+      maxArtifactBytes: this.config.maxArtifactBytes,
+      ...(options.netnsExists ? { netnsExists: options.netnsExists } : {}),
+    });
+    // A dry run never writes the state directory, but it reads it when present.
+    this.store = new StateStore(this.config.stateDir);
+  }
+
+  get info(): AgentInfo {
+    return {
+      pid: process.pid,
+      startedAt: this.startedAt,
+      listen: this.listenAddress,
+      dryRun: this.config.dryRun,
+      prune: this.config.prune,
+      sources: this.config.sources.map((s) => ({ ...s })),
+    };
+  }
+
+  status(): StatusDocument {
+    return this.reconciler.status(this.clock.now(), this.info);
+  }
+
+  private async loadState(): Promise<void> {
+    if (!this.store) return;
+    if (!this.config.dryRun) await this.store.init();
+    const loaded = await this.store.load();
+    for (const problem of loaded.problems) this.logger.warn('state.problem', problem, { stateDir: this.config.stateDir, code: 'WATCH_STATE' });
+    this.reconciler.restore(loaded.records, loaded.recent, loaded.lastSuccessAt);
+    const withCopies = loaded.records.filter((r) => r.applied).length;
+    if (withCopies > 0) this.logger.info('state.loaded', 'last good artifacts loaded', { stateDir: this.config.stateDir, artifacts: withCopies });
+  }
+
+  private async save(): Promise<void> {
+    if (!this.store || this.config.dryRun) return;
+    try {
+      await this.store.save(this.status(), this.reconciler.allRecords());
+      if (this.lastSaveError) this.logger.info('state.saved', 'state directory writable again', { stateDir: this.config.stateDir });
+      this.lastSaveError = undefined;
+    } catch (error) {
+      const message = describeError(error);
+      if (message !== this.lastSaveError) {
+        this.logger.error('state.write_failed', 'cannot write the state directory; rules are applied but last good copies are not kept', {
+          stateDir: this.config.stateDir,
+          code: 'WATCH_STATE',
+          error: message,
+        });
+      }
+      this.lastSaveError = message;
+    }
+  }
+
+  /** `--once`: load state, apply everything (retrying remembered failures), save, return the report. */
+  async runOnce(): Promise<ReconcileReport> {
+    await this.loadState();
+    const report = await this.reconciler.reconcile({ trigger: 'once', drift: false, force: true });
+    await this.save();
+    return report;
+  }
+
+  /** Starts the status server, the watchers and the drift timer; resolves after the first pass. */
+  async start(): Promise<ReconcileReport | undefined> {
+    await this.loadState();
+    if (this.config.listen) {
+      try {
+        const { server, address } = await startStatusServer(
+          { ready: () => this.reconciler.ready, status: () => this.status(), metrics: this.metrics },
+          this.config.listen.host,
+          this.config.listen.port,
+        );
+        this.server = server;
+        this.listenAddress = address;
+      } catch (error) {
+        throw new WatchError('WATCH_CONFIG', `cannot listen on ${this.config.listen.host}:${this.config.listen.port}: ${describeError(error)}`);
+      }
+    }
+    this.logger.info('agent.start', `nftops-watch ${VERSION} starting`, {
+      pid: process.pid,
+      sources: this.config.sources.map((s) => (s.netns ? `${s.path} (netns ${s.netns})` : s.path)),
+      stateDir: this.config.stateDir,
+      listen: this.listenAddress,
+      dryRun: this.config.dryRun || undefined,
+      prune: this.config.prune,
+    });
+    if (this.options.watch ?? true) {
+      for (const spec of this.config.sources) {
+        if (this.stopped) break;
+        const watcher = new SourceWatcher(spec, (reason) => this.notify(reason), this.logger);
+        this.watchers.push(watcher);
+        await watcher.start();
+      }
+    }
+    let first: ReconcileReport | undefined;
+    await this.run({ trigger: 'startup', drift: true, force: false }, (report) => {
+      first = report;
+    });
+    this.scheduleInterval();
+    this.logger.info('agent.ready', this.reconciler.ready ? 'first pass done; ready' : 'first pass done; not ready yet', {
+      ready: this.reconciler.ready,
+      applied: first?.applied,
+      ms: first ? Math.round(first.durationMs) : undefined,
+    });
+    return first;
+  }
+
+  /** A hint that something changed on disk: debounce, then reconcile. */
+  notify(reason: string): void {
+    if (this.stopped) return;
+    this.logger.debug('watch.event', reason);
+    const now = this.clock.monotonic();
+    this.burstStart ??= now;
+    this.clock.clearTimeout(this.debounceTimer);
+    const wait = Math.max(0, Math.min(this.config.debounceMs, this.burstStart + this.config.maxDelayMs - now));
+    this.debounceTimer = this.clock.setTimeout(() => {
+      this.debounceTimer = undefined;
+      this.burstStart = undefined;
+      this.enqueue({ trigger: 'event', drift: false, force: false });
+    }, wait);
+  }
+
+  /** Reconcile now, with a drift check (SIGHUP; `force` also retries versions remembered as rejected). */
+  reconcileNow(trigger: Trigger = 'signal', force = true): void {
+    this.enqueue({ trigger, drift: true, force });
+  }
+
+  private enqueue(request: Request): void {
+    if (this.stopped) return;
+    this.pending = this.pending
+      ? { trigger: this.pending.trigger, drift: this.pending.drift || request.drift, force: this.pending.force || request.force }
+      : request;
+    this.running ??= this.loop();
+  }
+
+  private async run(request: Request, onReport?: (report: ReconcileReport) => void): Promise<void> {
+    this.pending = this.pending
+      ? { trigger: request.trigger, drift: this.pending.drift || request.drift, force: this.pending.force || request.force }
+      : request;
+    this.running ??= this.loop(onReport);
+    await this.running;
+  }
+
+  private async loop(onReport?: (report: ReconcileReport) => void): Promise<void> {
+    try {
+      while (this.pending) {
+        const request = this.pending;
+        this.pending = undefined;
+        await Promise.all(this.watchers.map((w) => w.refresh()));
+        let report: ReconcileReport;
+        try {
+          report = await this.reconciler.reconcile(request);
+        } catch (error) {
+          this.logger.error('reconcile.error', 'reconcile pass failed', { trigger: request.trigger, error: describeError(error) });
+          this.scheduleRetry();
+          continue;
+        }
+        this.passes++;
+        onReport?.(report);
+        onReport = undefined;
+        if (report.changed) await this.save();
+        this.logger.debug('reconcile.done', 'pass done', { trigger: request.trigger, ...report, durationMs: Math.round(report.durationMs) });
+        if (report.errors > 0) this.scheduleRetry();
+        else this.retryDelay = 1000;
+        if (request.drift && request.trigger !== 'startup') this.scheduleInterval();
+      }
+    } finally {
+      this.running = undefined;
+      for (const resolve of this.idleWaiters.splice(0)) resolve();
+    }
+  }
+
+  private scheduleInterval(): void {
+    this.clock.clearTimeout(this.intervalTimer);
+    this.intervalTimer = undefined;
+    if (this.stopped || this.config.driftIntervalMs <= 0) return;
+    this.intervalTimer = this.clock.setTimeout(() => {
+      this.intervalTimer = undefined;
+      this.enqueue({ trigger: 'interval', drift: true, force: false });
+    }, this.config.driftIntervalMs);
+  }
+
+  private scheduleRetry(): void {
+    if (this.stopped || this.retryTimer) return;
+    const delay = this.retryDelay;
+    const cap = this.config.driftIntervalMs > 0 ? this.config.driftIntervalMs : 60_000;
+    this.retryDelay = Math.min(this.retryDelay * 2, cap);
+    this.retryTimer = this.clock.setTimeout(() => {
+      this.retryTimer = undefined;
+      this.enqueue({ trigger: 'retry', drift: false, force: false });
+    }, delay);
+  }
+
+  /** Resolves when no pass is running or queued (debounced events that have not fired yet do not count). */
+  idle(): Promise<void> {
+    if (!this.running && !this.pending) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Stops watching and serving; lets a running pass finish (never interrupts nft); leaves the rules in place. */
+  async stop(reason = 'stop'): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.pending = undefined;
+    for (const timer of [this.debounceTimer, this.intervalTimer, this.retryTimer]) this.clock.clearTimeout(timer);
+    await Promise.all(this.watchers.map((w) => w.close()));
+    if (this.running) await this.running;
+    await this.save();
+    if (this.server) {
+      const server = this.server;
+      this.server = undefined;
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+    this.logger.info('agent.stop', 'stopped; rules stay in place', { reason });
+  }
+}

@@ -1,0 +1,114 @@
+import type { TableRef } from '@nftops/artifact';
+
+/**
+ * A lexical guard run on every artifact body before nft sees it. It enforces the watcher's promise that only
+ * tables named in an artifact's header are ever touched:
+ *
+ *  - every top-level command must name a table, and that table must be in the header;
+ *  - `flush ruleset` (or any `ruleset` command), `include`, and commands the watcher does not know are refused.
+ *
+ * It is not an nft parser: statements inside a `table ... { }` block are not inspected (they can only address
+ * that table), and `define` lines are allowed. The body stays what nft validates.
+ */
+export type GuardResult = { readonly ok: true } | { readonly ok: false; readonly message: string };
+
+const FAMILIES = new Set(['ip', 'ip6', 'inet', 'arp', 'bridge', 'netdev']);
+const VERBS = new Set(['add', 'create', 'insert', 'replace', 'delete', 'destroy', 'flush', 'reset', 'list']);
+const OBJECTS = new Set(['table', 'chain', 'rule', 'set', 'map', 'element', 'counter', 'quota', 'limit', 'flowtable', 'secmark', 'synproxy']);
+const CT_OBJECTS = new Set(['helper', 'timeout', 'expectation']);
+
+interface Statement {
+  readonly line: number;
+  readonly head: string;
+}
+
+/** Splits TEXT into top-level statements, keeping only the part before the first `{` of each. */
+function topLevelStatements(text: string): Statement[] {
+  const statements: Statement[] = [];
+  let depth = 0;
+  let head = '';
+  let headDone = false;
+  let line = 1;
+  let startLine = 1;
+  let inString = false;
+  let inComment = false;
+  const finish = () => {
+    if (head.trim() !== '') statements.push({ line: startLine, head: head.trim() });
+    head = '';
+    headDone = false;
+  };
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (c === '\n') line++;
+    if (inComment) {
+      if (c === '\n') {
+        inComment = false;
+        if (depth === 0) finish();
+      }
+      continue;
+    }
+    if (inString) {
+      if (c === '"') inString = false;
+      if (depth === 0 && !headDone) head += c;
+      continue;
+    }
+    if (c === '#') {
+      inComment = true;
+      continue;
+    }
+    if (c === '"') {
+      inString = true;
+      if (depth === 0 && !headDone) head += c;
+      continue;
+    }
+    if (c === '\\' && text[i + 1] === '\n') {
+      i++;
+      line++;
+      if (depth === 0 && !headDone) head += ' ';
+      continue;
+    }
+    if (c === '{') {
+      if (depth === 0) headDone = true;
+      depth++;
+      continue;
+    }
+    if (c === '}') {
+      depth = Math.max(0, depth - 1);
+      continue;
+    }
+    if (depth === 0 && (c === '\n' || c === ';')) {
+      finish();
+      continue;
+    }
+    if (depth === 0 && !headDone) {
+      if (head.trim() === '' && !/\s/.test(c)) startLine = line;
+      head += c;
+    }
+  }
+  finish();
+  return statements;
+}
+
+export function guardBody(body: string, tables: readonly TableRef[]): GuardResult {
+  const owned = new Set(tables.map((t) => `${t.family} ${t.name}`));
+  for (const { line, head } of topLevelStatements(body)) {
+    const tokens = head.split(/\s+/);
+    let i = 0;
+    const first = tokens[0]!;
+    if (first === 'define' || first === 'undefine' || first === 'redefine') continue;
+    const fail = (why: string): GuardResult => ({ ok: false, message: `body line ${line}: ${why} (${JSON.stringify(head.slice(0, 80))})` });
+    if (first === 'include') return fail('"include" is not allowed in an artifact');
+    if (VERBS.has(first)) i++;
+    const object = tokens[i];
+    if (object === 'ruleset') return fail('commands on the whole ruleset are never run by the watcher');
+    if (object === 'ct' && CT_OBJECTS.has(tokens[i + 1] ?? '')) i += 2;
+    else if (object !== undefined && OBJECTS.has(object)) i++;
+    else return fail(`unsupported top-level command`);
+    let family = 'ip';
+    if (FAMILIES.has(tokens[i] ?? '')) family = tokens[i++]!;
+    const name = tokens[i];
+    if (name === undefined || !/^[A-Za-z][A-Za-z0-9_-]*$/.test(name)) return fail('the command does not name a table literally');
+    if (!owned.has(`${family} ${name}`)) return fail(`table ${family} ${name} is not named in the artifact header`);
+  }
+  return { ok: true };
+}

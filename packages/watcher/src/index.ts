@@ -1,0 +1,16 @@
+export { main } from './main.js';
+export { Agent, VERSION, type AgentOptions } from './agent.js';
+export { Reconciler, composeTransaction, type ReconcileOptions, type ReconcileReport, type ReconcilerOptions } from './reconciler.js';
+export { buildConfig, parseDuration, parseListen, readConfigFile, DEFAULTS, type WatchConfig, type SourceSpec, type ConfigFile } from './config.js';
+export { scanSources, scanSource, judge, targetFor, HOST, type DesiredArtifact, type ScannedSource, type Target, type Verdict } from './scan.js';
+export { guardBody, type GuardResult } from './body-guard.js';
+export { fingerprint, canonicalTable } from './fingerprint.js';
+export { StateStore, readStatusFile, writeFileAtomic, STATUS_FILE, type LoadedState, type StoredState } from './state-store.js';
+export { WatchMetrics } from './metrics.js';
+export { startStatusServer } from './http.js';
+export { SourceWatcher } from './watch.js';
+export { renderStatus } from './status-cmd.js';
+export { createLogger, createMemoryLogger, type Logger, type LogLevel, type LogFormat } from './log.js';
+export { systemClock, FakeClock, type Clock, type TimerHandle } from './clock.js';
+export { WatchError, describeError, type WatchErrorCode } from './errors.js';
+export type { Attempt, AttemptResult, ArtifactRecord, AppliedVersion, ArtifactStatus, StatusDocument, Trigger, AgentInfo } from './model.js';

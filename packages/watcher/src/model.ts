@@ -1,0 +1,107 @@
+import type { TableRef } from '@nftops/artifact';
+import type { WatchErrorCode } from './errors.js';
+import type { Target } from './scan.js';
+
+export type Trigger = 'startup' | 'event' | 'interval' | 'signal' | 'retry' | 'once' | 'manual';
+
+/**
+ * What happened to one artifact version:
+ * applied (new version live), repaired (drift undone), removed (tables deleted), released (no longer managed,
+ * tables left: pruning off), checked (dry run: nft --check passed), rejected (nft refused it, or a table
+ * conflict), invalid (digest mismatch, bad header, unsafe body), error (nft failed to run, namespace missing).
+ */
+export type AttemptResult = 'applied' | 'repaired' | 'removed' | 'released' | 'checked' | 'rejected' | 'invalid' | 'error';
+
+export const FAILED_RESULTS: ReadonlySet<AttemptResult> = new Set(['rejected', 'invalid', 'error']);
+
+export interface Attempt {
+  readonly id: string;
+  readonly netns: string;
+  /** `sha256:<hex>` of the body for a readable artifact; `file-sha256:<hex>` of the whole file otherwise. */
+  readonly digest: string;
+  readonly result: AttemptResult;
+  readonly code?: WatchErrorCode;
+  readonly message?: string;
+  readonly trigger: Trigger;
+  /** When this result was first and last seen for this digest (ms since the epoch), and how often. */
+  readonly firstAt: number;
+  readonly at: number;
+  readonly count: number;
+}
+
+export interface AppliedVersion {
+  readonly contentDigest: string;
+  readonly bodyDigest: string;
+  readonly tables: readonly TableRef[];
+  readonly file: string;
+  readonly appliedAt: number;
+  /** Fingerprint of the owned tables as read back after the apply; undefined if the read-back failed. */
+  readonly fingerprint: string | undefined;
+  /** The whole artifact text (kept on disk under last-good/). */
+  readonly text: string;
+  readonly body: string;
+}
+
+export interface ArtifactRecord {
+  readonly id: string;
+  target: Target;
+  sourcePath: string;
+  applied: AppliedVersion | undefined;
+  /** True when `applied` is known to be in the kernel (false after a restart until re-applied). */
+  live: boolean;
+  /** A content digest that failed for a reason a retry cannot fix; not tried again until it changes (or SIGHUP). */
+  rejectedDigest: string | undefined;
+  lastAttempt: Attempt | undefined;
+  /** Newest first, at most five, deduplicated by digest and result. */
+  history: Attempt[];
+}
+
+export interface AgentInfo {
+  readonly pid: number;
+  readonly startedAt: string;
+  readonly listen: string | undefined;
+  readonly dryRun: boolean;
+  readonly prune: boolean;
+  readonly sources: readonly { path: string; netns?: string }[];
+}
+
+export interface ArtifactStatus {
+  readonly id: string;
+  readonly netns: string;
+  readonly sourcePath: string;
+  readonly state: 'Ready' | 'Failing' | 'Pending';
+  readonly live: boolean;
+  readonly applied?: {
+    readonly digest: string;
+    readonly file: string;
+    readonly at: string;
+    readonly tables: readonly string[];
+    readonly fingerprint?: string;
+  };
+  readonly lastAttempt?: AttemptJson;
+  readonly history: readonly AttemptJson[];
+}
+
+export type AttemptJson = Omit<Attempt, 'at' | 'firstAt'> & { readonly at: string; readonly firstAt: string };
+
+/** The document written to <state dir>/status.json, served on /status and printed by `nftops-watch status`. */
+export interface StatusDocument {
+  readonly version: 1;
+  readonly updatedAt: string;
+  readonly agent?: AgentInfo;
+  readonly ready: boolean;
+  readonly lastSuccessAt?: string;
+  readonly artifacts: readonly ArtifactStatus[];
+  /** The last five attempts across all artifacts, newest first. */
+  readonly recent: readonly AttemptJson[];
+}
+
+export const iso = (ms: number) => new Date(ms).toISOString();
+
+export function attemptJson(attempt: Attempt): AttemptJson {
+  return { ...attempt, at: iso(attempt.at), firstAt: iso(attempt.firstAt) };
+}
+
+export function attemptFromJson(json: AttemptJson): Attempt {
+  return { ...json, at: Date.parse(json.at), firstAt: Date.parse(json.firstAt) };
+}

@@ -1,0 +1,662 @@
+import { access } from 'node:fs/promises';
+import type { TableRef } from '@nftops/artifact';
+import type { NftDriver, NftTarget } from '@nftops/nft-driver';
+import type { Clock } from './clock.js';
+import type { SourceSpec } from './config.js';
+import { describeError, type WatchErrorCode } from './errors.js';
+import { fingerprint } from './fingerprint.js';
+import type { Logger } from './log.js';
+import type { WatchMetrics } from './metrics.js';
+import {
+  FAILED_RESULTS,
+  attemptJson,
+  iso,
+  type AppliedVersion,
+  type ArtifactRecord,
+  type ArtifactStatus,
+  type Attempt,
+  type AttemptResult,
+  type StatusDocument,
+  type Trigger,
+} from './model.js';
+import { desiredFromText, scanSources, type DesiredArtifact, type ScannedSource, type Target } from './scan.js';
+
+export interface ReconcilerOptions {
+  readonly driver: NftDriver;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly metrics?: WatchMetrics;
+  readonly sources: readonly SourceSpec[];
+  readonly prune: boolean;
+  readonly dryRun: boolean;
+  readonly maxArtifactBytes: number;
+  /** Whether a named namespace exists; default: /var/run/netns/NAME (or the absolute path) is accessible. */
+  readonly netnsExists?: (netns: string) => Promise<boolean>;
+  readonly scan?: (sources: readonly SourceSpec[], maxBytes: number) => Promise<ScannedSource[]>;
+}
+
+export interface ReconcileOptions {
+  readonly trigger: Trigger;
+  /** Compare live tables with their fingerprints and repair drift. */
+  readonly drift: boolean;
+  /** Retry versions remembered as rejected. */
+  readonly force?: boolean;
+}
+
+export interface ReconcileReport {
+  /** Anything in the records changed (worth persisting). */
+  changed: boolean;
+  applied: number;
+  repaired: number;
+  removed: number;
+  /** Versions refused for good (rejected, invalid). */
+  rejected: number;
+  /** Failures a later retry may fix (nft error, missing namespace). */
+  errors: number;
+  durationMs: number;
+}
+
+interface Item {
+  readonly record: ArtifactRecord;
+  readonly kind: 'change' | 'repair';
+  readonly artifact: DesiredArtifact;
+  readonly tables: readonly TableRef[];
+  readonly body: string;
+  readonly bodyDigest: string;
+}
+
+type TxResult = { ok: true } | { ok: false; stderr: string };
+
+const tableKey = (t: TableRef) => `${t.family} ${t.name}`;
+
+async function defaultNetnsExists(netns: string): Promise<boolean> {
+  try {
+    await access(netns.includes('/') ? netns : `/var/run/netns/${netns}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The transaction text: guarded deletes first (add + delete never fails on nft 1.0.6), then each body. */
+export function composeTransaction(deletes: readonly TableRef[], bodies: readonly string[]): string {
+  let text = '';
+  for (const t of deletes) text += `table ${t.family} ${t.name}\ndelete table ${t.family} ${t.name}\n`;
+  for (const body of bodies) text += body.endsWith('\n') ? body : `${body}\n`;
+  return text;
+}
+
+function firstLines(text: string, max = 3): string {
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .slice(0, max)
+    .join(' | ');
+}
+
+function digestOf(artifact: DesiredArtifact): string {
+  return artifact.verdict.ok ? `sha256:${artifact.verdict.bodyDigest}` : `file-sha256:${artifact.contentDigest}`;
+}
+
+/**
+ * The state machine: desired artifacts (from the directories) against applied ones (what this agent put into
+ * the kernel). One pass scans, then per namespace builds one transaction of everything that changed, checks
+ * it, applies it, reads the owned tables back and records a fingerprint. Passes must not overlap; the agent
+ * serialises them.
+ */
+export class Reconciler {
+  private readonly records = new Map<string, ArtifactRecord>();
+  private recent: Attempt[] = [];
+  private readonly warned = new Set<string>();
+  private readyFlag = false;
+  private lastSuccessAt: number | undefined;
+  private readonly netnsExists: (netns: string) => Promise<boolean>;
+  private readonly scan: (sources: readonly SourceSpec[], maxBytes: number) => Promise<ScannedSource[]>;
+
+  constructor(private readonly options: ReconcilerOptions) {
+    this.netnsExists = options.netnsExists ?? defaultNetnsExists;
+    this.scan = options.scan ?? scanSources;
+  }
+
+  get ready(): boolean {
+    return this.readyFlag;
+  }
+
+  /** Loads records from the state store. Their versions are not assumed live until applied again. */
+  restore(records: readonly ArtifactRecord[], recent: readonly Attempt[], lastSuccessAt?: number): void {
+    for (const record of records) {
+      this.records.set(record.id, { ...record, live: false, history: [...record.history] });
+    }
+    this.recent = [...recent].slice(0, 5);
+    this.lastSuccessAt = lastSuccessAt;
+  }
+
+  /** Forget the versions remembered as rejected, so the next pass tries them again (SIGHUP). */
+  forgetRejected(): void {
+    for (const record of this.records.values()) record.rejectedDigest = undefined;
+  }
+
+  allRecords(): ArtifactRecord[] {
+    return [...this.records.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  recentAttempts(): readonly Attempt[] {
+    return this.recent;
+  }
+
+  status(now: number, agent?: StatusDocument['agent']): StatusDocument {
+    const artifacts: ArtifactStatus[] = this.allRecords().map((r) => {
+      const failing = r.lastAttempt !== undefined && FAILED_RESULTS.has(r.lastAttempt.result);
+      return {
+        id: r.id,
+        netns: r.target.key,
+        sourcePath: r.sourcePath,
+        state: failing ? 'Failing' : r.applied && r.live ? 'Ready' : 'Pending',
+        live: r.live,
+        ...(r.applied
+          ? {
+              applied: {
+                digest: `sha256:${r.applied.bodyDigest}`,
+                file: r.applied.file,
+                at: iso(r.applied.appliedAt),
+                tables: r.applied.tables.map(tableKey),
+                ...(r.applied.fingerprint ? { fingerprint: `sha256:${r.applied.fingerprint}` } : {}),
+              },
+            }
+          : {}),
+        ...(r.lastAttempt ? { lastAttempt: attemptJson(r.lastAttempt) } : {}),
+        history: r.history.map(attemptJson),
+      };
+    });
+    return {
+      version: 1,
+      updatedAt: iso(now),
+      ...(agent ? { agent } : {}),
+      ready: this.readyFlag,
+      ...(this.lastSuccessAt !== undefined ? { lastSuccessAt: iso(this.lastSuccessAt) } : {}),
+      artifacts,
+      recent: this.recent.map(attemptJson),
+    };
+  }
+
+  async reconcile(opts: ReconcileOptions): Promise<ReconcileReport> {
+    const { clock, metrics } = this.options;
+    const started = clock.monotonic();
+    const report: ReconcileReport = { changed: false, applied: 0, repaired: 0, removed: 0, rejected: 0, errors: 0, durationMs: 0 };
+    if (opts.force) this.forgetRejected();
+    const scanned = await this.scan(this.options.sources, this.options.maxArtifactBytes);
+    const desired = this.collectDesired(scanned);
+
+    const targets = new Map<string, Target>();
+    for (const artifact of desired.values()) targets.set(artifact.target.key, artifact.target);
+    for (const record of this.records.values()) if (!targets.has(record.target.key)) targets.set(record.target.key, record.target);
+    const wantedByTarget = new Map<string, DesiredArtifact[]>();
+    for (const artifact of desired.values()) {
+      const list = wantedByTarget.get(artifact.target.key) ?? [];
+      list.push(artifact);
+      wantedByTarget.set(artifact.target.key, list);
+    }
+    let anyWanted = false;
+    for (const key of [...targets.keys()].sort()) {
+      const wanted = (wantedByTarget.get(key) ?? []).sort((a, b) => (a.id < b.id ? -1 : 1));
+      if (wanted.length > 0) anyWanted = true;
+      await this.syncTarget(targets.get(key)!, wanted, opts, report);
+    }
+
+    if (!this.readyFlag && (report.applied > 0 || (!anyWanted && report.errors === 0 && report.rejected === 0) || (this.options.dryRun && report.rejected === 0 && report.errors === 0))) {
+      this.readyFlag = true;
+      report.changed = true;
+      metrics?.ready.set(1);
+    }
+    report.durationMs = clock.monotonic() - started;
+    metrics?.reconcileDuration.observe({ trigger: opts.trigger }, report.durationMs / 1000);
+    return report;
+  }
+
+  /** Desired artifacts: what the directories hold, plus the last good versions of unavailable directories. */
+  private collectDesired(scanned: readonly ScannedSource[]): Map<string, DesiredArtifact> {
+    const desired = new Map<string, DesiredArtifact>();
+    for (const source of scanned) {
+      const warnKey = `unavailable:${source.spec.path}`;
+      if (!source.available) {
+        if (!this.warned.has(warnKey)) {
+          this.warned.add(warnKey);
+          this.options.logger.warn('source.unavailable', 'artifact directory unavailable; keeping its last good artifacts', {
+            path: source.spec.path,
+            reason: source.error,
+          });
+        }
+        for (const record of this.records.values()) {
+          if (record.sourcePath !== source.spec.path || !record.applied || desired.has(record.id)) continue;
+          desired.set(record.id, desiredFromText(record.id, record.sourcePath, record.target, record.applied.file, record.applied.text));
+        }
+        continue;
+      }
+      if (this.warned.delete(warnKey)) {
+        this.options.logger.info('source.available', 'artifact directory available', { path: source.spec.path, realPath: source.realPath });
+      }
+      for (const artifact of source.artifacts) {
+        const existing = desired.get(artifact.id);
+        if (existing) {
+          const key = `duplicate:${artifact.file}`;
+          if (!this.warned.has(key)) {
+            this.warned.add(key);
+            this.options.logger.warn('artifact.duplicate', `two files map to artifact ${artifact.id}; ignoring the second`, {
+              code: 'WATCH_DUPLICATE_ARTIFACT',
+              kept: existing.file,
+              ignored: artifact.file,
+            });
+          }
+          continue;
+        }
+        desired.set(artifact.id, artifact);
+      }
+    }
+    return desired;
+  }
+
+  private recordFor(artifact: DesiredArtifact): ArtifactRecord {
+    let record = this.records.get(artifact.id);
+    if (!record) {
+      record = {
+        id: artifact.id,
+        target: artifact.target,
+        sourcePath: artifact.sourcePath,
+        applied: undefined,
+        live: false,
+        rejectedDigest: undefined,
+        lastAttempt: undefined,
+        history: [],
+      };
+      this.records.set(artifact.id, record);
+    }
+    record.sourcePath = artifact.sourcePath;
+    return record;
+  }
+
+  /** Records an attempt; repeated identical results update the newest entry. Returns true when new. */
+  private attempt(
+    record: ArtifactRecord,
+    digest: string,
+    result: AttemptResult,
+    trigger: Trigger,
+    failure?: { code: WatchErrorCode; message: string },
+  ): boolean {
+    const now = this.options.clock.now();
+    const last = record.lastAttempt;
+    const failing = FAILED_RESULTS.has(result);
+    this.options.metrics?.setFailing(record.id, record.target.key, failing);
+    if (last && last.digest === digest && last.result === result && last.code === failure?.code) {
+      const updated: Attempt = { ...last, at: now, count: last.count + 1, trigger };
+      record.lastAttempt = updated;
+      if (record.history[0] === last) record.history[0] = updated;
+      const index = this.recent.indexOf(last);
+      if (index >= 0) this.recent[index] = updated;
+      return false;
+    }
+    const attempt: Attempt = {
+      id: record.id,
+      netns: record.target.key,
+      digest,
+      result,
+      ...(failure ? { code: failure.code, message: failure.message } : {}),
+      trigger,
+      firstAt: now,
+      at: now,
+      count: 1,
+    };
+    record.lastAttempt = attempt;
+    record.history = [attempt, ...record.history].slice(0, 5);
+    this.recent = [attempt, ...this.recent].slice(0, 5);
+    return true;
+  }
+
+  private fail(
+    record: ArtifactRecord,
+    artifact: DesiredArtifact,
+    result: 'rejected' | 'invalid' | 'error',
+    code: WatchErrorCode,
+    message: string,
+    opts: ReconcileOptions,
+    report: ReconcileReport,
+    remember: boolean,
+  ): void {
+    if (remember) record.rejectedDigest = artifact.contentDigest;
+    if (result === 'error') report.errors++;
+    else report.rejected++;
+    const fresh = this.attempt(record, digestOf(artifact), result, opts.trigger, { code, message });
+    report.changed = true;
+    if (!fresh) return; // the same failure again: counted in the history entry, not logged or metered again
+    this.options.metrics?.applies.inc({ result });
+    const event = result === 'invalid' ? 'artifact.invalid' : result === 'rejected' ? 'apply.rejected' : 'apply.error';
+    const verb = result === 'invalid' ? 'artifact refused' : result === 'rejected' ? 'nft refused the artifact' : 'could not apply the artifact';
+    this.options.logger.log(result === 'error' ? 'error' : 'warn', event, `${verb}; the last good rules stay`, {
+      artifact: record.id,
+      netns: record.target.key,
+      file: artifact.file,
+      digest: digestOf(artifact),
+      code,
+      error: message,
+      lastGood: record.applied ? `sha256:${record.applied.bodyDigest}` : undefined,
+    });
+  }
+
+  private async syncTarget(target: Target, wanted: readonly DesiredArtifact[], opts: ReconcileOptions, report: ReconcileReport): Promise<void> {
+    const { logger } = this.options;
+    const wantedIds = new Set(wanted.map((a) => a.id));
+    const recordsHere = [...this.records.values()].filter((r) => r.target.key === target.key);
+
+    // 1. Classify the desired artifacts.
+    let changed: { record: ArtifactRecord; artifact: DesiredArtifact }[] = [];
+    const present: ArtifactRecord[] = [];
+    for (const artifact of wanted) {
+      const record = this.recordFor(artifact);
+      present.push(record);
+      if (record.target.key !== target.key) record.target = target;
+      if (!opts.force && record.rejectedDigest === artifact.contentDigest) continue;
+      if (!artifact.verdict.ok) {
+        this.fail(record, artifact, 'invalid', artifact.verdict.code, artifact.verdict.message, opts, report, true);
+        continue;
+      }
+      if (record.applied && record.live && record.applied.contentDigest === artifact.contentDigest) continue;
+      if (this.options.dryRun && !opts.force && record.lastAttempt?.result === 'checked' && record.lastAttempt.digest === digestOf(artifact)) continue;
+      changed.push({ record, artifact });
+    }
+    const removed = recordsHere.filter((r) => !wantedIds.has(r.id));
+    if (changed.length === 0 && removed.length === 0 && !opts.drift) return;
+
+    // 2. The namespace must exist.
+    if (target.netns !== undefined && !(await this.netnsExists(target.netns))) {
+      for (const record of recordsHere) record.live = false;
+      for (const { record, artifact } of changed) {
+        this.fail(record, artifact, 'error', 'WATCH_NETNS_MISSING', `network namespace ${target.netns} does not exist`, opts, report, false);
+      }
+      for (const record of removed) {
+        this.records.delete(record.id);
+        this.options.metrics?.setApplied(record.id, record.target.key, undefined);
+        this.options.metrics?.setFailing(record.id, record.target.key, undefined);
+        report.changed = true;
+        logger.info('artifact.forgotten', 'artifact removed while its namespace is gone; nothing to delete', { artifact: record.id, netns: target.key });
+      }
+      return;
+    }
+    const nftTarget: NftTarget | undefined = target.netns === undefined ? undefined : { netns: target.netns };
+
+    // 3. Table ownership: the tables each present artifact will own after this pass.
+    const holders = new Map<string, ArtifactRecord>();
+    for (const record of present) for (const t of record.applied?.tables ?? []) holders.set(tableKey(t), record);
+    const claims = new Map<string, ArtifactRecord[]>();
+    const changedIds = new Set(changed.map((c) => c.record.id));
+    const claim = (record: ArtifactRecord, tables: readonly TableRef[]) => {
+      for (const t of tables) claims.set(tableKey(t), [...(claims.get(tableKey(t)) ?? []), record]);
+    };
+    for (const { record, artifact } of changed) if (artifact.verdict.ok) claim(record, artifact.verdict.tables);
+    for (const record of present) if (!changedIds.has(record.id) && record.applied) claim(record, record.applied.tables);
+    const conflicted = new Set<string>();
+    for (const [key, claimants] of claims) {
+      if (claimants.length < 2) continue;
+      const holder = holders.get(key);
+      for (const record of claimants) if (record !== holder) conflicted.add(record.id);
+    }
+    if (conflicted.size > 0) {
+      changed = changed.filter(({ record, artifact }) => {
+        if (!conflicted.has(record.id)) return true;
+        const others = artifact.verdict.ok
+          ? artifact.verdict.tables.flatMap((t) => (claims.get(tableKey(t)) ?? []).filter((r) => r !== record).map((r) => `${tableKey(t)} (${r.id})`))
+          : [];
+        this.fail(record, artifact, 'rejected', 'WATCH_TABLE_CONFLICT', `tables already claimed by other artifacts: ${[...new Set(others)].join(', ')}`, opts, report, false);
+        return false;
+      });
+    }
+    const applying = new Set(changed.map((c) => c.record.id));
+    const claimedAfter = new Set<string>();
+    for (const { artifact } of changed) if (artifact.verdict.ok) for (const t of artifact.verdict.tables) claimedAfter.add(tableKey(t));
+    for (const record of present) if (!applying.has(record.id)) for (const t of record.applied?.tables ?? []) claimedAfter.add(tableKey(t));
+
+    // 4. Tables to delete: those of removed artifacts, and those a changed artifact no longer owns.
+    const deletes = new Map<string, TableRef>();
+    const pruned: ArtifactRecord[] = [];
+    for (const record of removed) {
+      if (!record.applied) {
+        this.records.delete(record.id);
+        this.options.metrics?.setFailing(record.id, record.target.key, undefined);
+        report.changed = true;
+        continue;
+      }
+      if (!this.options.prune || this.options.dryRun) {
+        if (this.options.dryRun) continue;
+        this.attempt(record, `sha256:${record.applied.bodyDigest}`, 'released', opts.trigger);
+        this.records.delete(record.id);
+        this.options.metrics?.setApplied(record.id, record.target.key, undefined);
+        this.options.metrics?.setFailing(record.id, record.target.key, undefined);
+        report.changed = true;
+        logger.info('artifact.released', 'artifact file removed; pruning is off, so its tables stay and are no longer managed', {
+          artifact: record.id,
+          netns: target.key,
+          tables: record.applied.tables.map(tableKey),
+        });
+        continue;
+      }
+      pruned.push(record);
+      for (const t of record.applied.tables) if (!claimedAfter.has(tableKey(t))) deletes.set(tableKey(t), t);
+    }
+    for (const { record, artifact } of changed) {
+      if (!record.applied || !artifact.verdict.ok) continue;
+      const now = new Set(artifact.verdict.tables.map(tableKey));
+      for (const t of record.applied.tables) if (!now.has(tableKey(t)) && !claimedAfter.has(tableKey(t))) deletes.set(tableKey(t), t);
+    }
+
+    // 5. Drift: live versions whose tables no longer match their fingerprint.
+    const items: Item[] = [];
+    for (const { record, artifact } of changed) {
+      if (!artifact.verdict.ok) continue;
+      items.push({ record, kind: 'change', artifact, tables: artifact.verdict.tables, body: artifact.verdict.body, bodyDigest: artifact.verdict.bodyDigest });
+    }
+    try {
+      if (opts.drift) {
+        for (const record of present) {
+          if (applying.has(record.id) || !record.applied || !record.live) continue;
+          const live = await this.readFingerprint(record.applied.tables, nftTarget);
+          if (record.applied.fingerprint === undefined) {
+            record.applied = { ...record.applied, fingerprint: live };
+            report.changed = true;
+            continue;
+          }
+          if (live === record.applied.fingerprint) continue;
+          logger.warn('drift.detected', 'live tables differ from what was applied', {
+            artifact: record.id,
+            netns: target.key,
+            expected: `sha256:${record.applied.fingerprint}`,
+            found: `sha256:${live}`,
+          });
+          if (this.options.dryRun) continue;
+          const artifact = desiredFromText(record.id, record.sourcePath, record.target, record.applied.file, record.applied.text);
+          items.push({ record, kind: 'repair', artifact, tables: record.applied.tables, body: record.applied.body, bodyDigest: record.applied.bodyDigest });
+        }
+      }
+      if (items.length === 0 && deletes.size === 0 && pruned.length === 0) return;
+      await this.execute(target, nftTarget, items, [...deletes.values()], pruned, opts, report);
+    } catch (error) {
+      // nft could not run (missing, timed out, namespace vanished): the kernel state is unknown, so nothing in
+      // this namespace is considered live; the next pass re-applies.
+      const message = describeError(error);
+      for (const record of recordsHere) record.live = false;
+      for (const record of present) record.live = false;
+      for (const item of items) this.fail(item.record, item.artifact, 'error', 'WATCH_NFT_ERROR', message, opts, report, false);
+      if (items.length === 0) {
+        report.errors++;
+        logger.error('apply.error', 'nft failed', { netns: target.key, code: 'WATCH_NFT_ERROR', error: message });
+      }
+    }
+  }
+
+  private async readFingerprint(tables: readonly TableRef[], nftTarget: NftTarget | undefined): Promise<string> {
+    const listed = [];
+    for (const t of tables) listed.push({ family: t.family, name: t.name, json: await this.options.driver.listTable(t.family, t.name, nftTarget) });
+    return fingerprint(listed);
+  }
+
+  /** `nft --check`, then (unless dry run) `nft -f`, timed. */
+  private async runTx(text: string, nftTarget: NftTarget | undefined): Promise<TxResult> {
+    const { driver, clock, metrics } = this.options;
+    const started = clock.monotonic();
+    try {
+      const check = await driver.check(text, nftTarget);
+      if (!check.ok) return { ok: false, stderr: check.stderr };
+      if (this.options.dryRun) return { ok: true };
+      const apply = await driver.apply(text, nftTarget);
+      return apply.ok ? { ok: true } : { ok: false, stderr: apply.stderr };
+    } finally {
+      metrics?.applyDuration.observe((clock.monotonic() - started) / 1000);
+    }
+  }
+
+  private async execute(
+    target: Target,
+    nftTarget: NftTarget | undefined,
+    items: readonly Item[],
+    deletes: readonly TableRef[],
+    pruned: readonly ArtifactRecord[],
+    opts: ReconcileOptions,
+    report: ReconcileReport,
+  ): Promise<void> {
+    const { logger } = this.options;
+    const started = this.options.clock.monotonic();
+    let good: Item[] = [...items];
+    let deletesDone = deletes.length === 0;
+    const combined = await this.runTx(composeTransaction(deletes, items.map((i) => i.body)), nftTarget);
+    if (combined.ok) {
+      deletesDone = true;
+    } else {
+      // Find the culprits: check each artifact on its own, so only the bad ones are refused.
+      good = [];
+      for (const item of items) {
+        const alone = await this.options.driver.check(composeTransaction([], [item.body]), nftTarget);
+        if (alone.ok) good.push(item);
+        else this.refuse(item, alone.stderr, opts, report);
+      }
+      const deletesOk = deletes.length === 0 || (await this.options.driver.check(composeTransaction(deletes, []), nftTarget)).ok;
+      if (good.length > 0 || (deletesOk && deletes.length > 0)) {
+        const retry = await this.runTx(composeTransaction(deletesOk ? deletes : [], good.map((i) => i.body)), nftTarget);
+        if (retry.ok) {
+          deletesDone = deletesOk;
+        } else {
+          // The good ones interfere with each other (for example the same `define`): apply them one at a time.
+          const alone = good;
+          good = [];
+          for (const item of alone) {
+            const result = await this.runTx(composeTransaction([], [item.body]), nftTarget);
+            if (result.ok) good.push(item);
+            else this.refuse(item, result.stderr, opts, report);
+          }
+          if (deletesOk && deletes.length > 0) deletesDone = (await this.runTx(composeTransaction(deletes, []), nftTarget)).ok;
+        }
+      }
+      if (!deletesDone && deletes.length > 0) {
+        report.errors++;
+        logger.error('prune.failed', 'nft refused to delete the tables of removed artifacts', {
+          netns: target.key,
+          code: 'WATCH_NFT_REJECTED',
+          tables: deletes.map(tableKey),
+          error: combined.stderr.trim().slice(0, 500),
+        });
+      }
+    }
+    const ms = Math.round(this.options.clock.monotonic() - started);
+
+    if (this.options.dryRun) {
+      for (const item of good) {
+        if (this.attempt(item.record, `sha256:${item.bodyDigest}`, 'checked', opts.trigger)) {
+          this.options.metrics?.applies.inc({ result: 'checked' });
+          logger.info('check.ok', 'dry run: nft --check accepts the artifact', { artifact: item.record.id, netns: target.key, digest: `sha256:${item.bodyDigest}` });
+        }
+        report.changed = true;
+      }
+      return;
+    }
+
+    const now = this.options.clock.now();
+    for (const item of good) {
+      const { record } = item;
+      let fp: string | undefined;
+      try {
+        fp = await this.readFingerprint(item.tables, nftTarget);
+      } catch (error) {
+        logger.warn('readback.failed', 'could not read the applied tables back; the fingerprint is taken at the next drift check', {
+          artifact: record.id,
+          error: describeError(error),
+        });
+      }
+      const applied: AppliedVersion = {
+        contentDigest: item.artifact.contentDigest,
+        bodyDigest: item.bodyDigest,
+        tables: item.tables,
+        file: item.artifact.file,
+        appliedAt: now,
+        fingerprint: fp,
+        text: item.artifact.text,
+        body: item.body,
+      };
+      record.applied = applied;
+      record.live = true;
+      record.rejectedDigest = undefined;
+      report.changed = true;
+      const digest = `sha256:${item.bodyDigest}`;
+      this.options.metrics?.setApplied(record.id, target.key, digest);
+      if (item.kind === 'repair') {
+        report.repaired++;
+        this.options.metrics?.driftRepairs.inc();
+        this.attempt(record, digest, 'repaired', opts.trigger);
+        logger.warn('drift.repaired', 'live tables had drifted; the applied version was put back', { artifact: record.id, netns: target.key, digest, ms });
+      } else {
+        report.applied++;
+        this.options.metrics?.applies.inc({ result: 'success' });
+        this.attempt(record, digest, 'applied', opts.trigger);
+        logger.info('apply.ok', 'artifact applied', {
+          artifact: record.id,
+          netns: target.key,
+          digest,
+          file: item.artifact.file,
+          tables: item.tables.map(tableKey),
+          batch: items.length,
+          ms,
+        });
+      }
+    }
+    if (good.length > 0) {
+      this.lastSuccessAt = now;
+      this.options.metrics?.lastSuccess.set(now / 1000);
+    }
+    if (deletesDone) {
+      for (const record of pruned) {
+        this.attempt(record, `sha256:${record.applied!.bodyDigest}`, 'removed', opts.trigger);
+        this.records.delete(record.id);
+        this.options.metrics?.setApplied(record.id, target.key, undefined);
+        this.options.metrics?.setFailing(record.id, target.key, undefined);
+        report.removed++;
+        report.changed = true;
+        logger.info('artifact.removed', 'artifact file removed; its tables were deleted', {
+          artifact: record.id,
+          netns: target.key,
+          tables: record.applied!.tables.filter((t) => deletes.some((d) => tableKey(d) === tableKey(t))).map(tableKey),
+        });
+      }
+    }
+  }
+
+  private refuse(item: Item, stderr: string, opts: ReconcileOptions, report: ReconcileReport): void {
+    const message = firstLines(stderr) || 'nft refused the ruleset';
+    if (item.kind === 'repair') {
+      report.errors++;
+      this.options.logger.error('drift.repair_failed', 'nft refused to re-apply the last good version', {
+        artifact: item.record.id,
+        code: 'WATCH_NFT_REJECTED',
+        error: message,
+      });
+      item.record.live = false;
+      return;
+    }
+    this.fail(item.record, item.artifact, 'rejected', 'WATCH_NFT_REJECTED', message, opts, report, true);
+  }
+}

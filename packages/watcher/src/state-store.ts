@@ -1,0 +1,210 @@
+import { constants } from 'node:fs';
+import { mkdir, open, readFile, readdir, rename, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { WatchError } from './errors.js';
+import {
+  attemptFromJson,
+  type AgentInfo,
+  type ArtifactRecord,
+  type Attempt,
+  type AttemptJson,
+  type StatusDocument,
+} from './model.js';
+import { judge, sha256, targetFor } from './scan.js';
+
+/**
+ * The state directory:
+ *
+ *   <state dir>/status.json            status document (what is applied where, attempts), also read by `status`
+ *   <state dir>/last-good/<sha256>.nft  a copy of every applied artifact, named by the sha256 of the file
+ *
+ * Every file is written atomically (temp file in the same directory, fsync, rename, fsync of the directory),
+ * copies before the status that names them, so a crash at any point leaves a consistent pair.
+ */
+export const STATUS_FILE = 'status.json';
+const LAST_GOOD = 'last-good';
+
+export interface LoadedState {
+  readonly records: ArtifactRecord[];
+  readonly recent: Attempt[];
+  readonly lastSuccessAt: number | undefined;
+  /** Problems found while loading (a missing or corrupt copy); the affected records are dropped. */
+  readonly problems: string[];
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  let handle;
+  try {
+    handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+    await handle.sync();
+  } catch {
+    // some filesystems refuse fsync on directories; the rename is still atomic
+  } finally {
+    await handle?.close();
+  }
+}
+
+/** Writes DATA to PATH atomically: temp file, fsync, rename, fsync of the directory. */
+export async function writeFileAtomic(path: string, data: string, mode = 0o600): Promise<void> {
+  const dir = join(path, '..');
+  const temp = join(dir, `.${path.slice(dir.length + 1)}.${process.pid}.${Math.random().toString(36).slice(2, 8)}.tmp`);
+  const handle = await open(temp, 'w', mode);
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } catch (error) {
+    await handle.close();
+    await unlink(temp).catch(() => {});
+    throw error;
+  }
+  await handle.close();
+  try {
+    await rename(temp, path);
+  } catch (error) {
+    await unlink(temp).catch(() => {});
+    throw error;
+  }
+  await fsyncDir(dir);
+}
+
+interface StoredArtifact {
+  readonly id: string;
+  readonly netns: string;
+  readonly sourcePath: string;
+  readonly applied?: {
+    readonly contentDigest: string;
+    readonly file: string;
+    readonly appliedAt: string;
+    readonly fingerprint?: string;
+  };
+  readonly rejectedDigest?: string;
+  readonly lastAttempt?: AttemptJson;
+  readonly history: readonly AttemptJson[];
+}
+
+/** status.json: the public status document plus what the agent needs to restart. */
+export interface StoredState extends StatusDocument {
+  readonly records: readonly StoredArtifact[];
+}
+
+export function readStatusFile(stateDir: string): Promise<StoredState> {
+  return readFile(join(stateDir, STATUS_FILE), 'utf8').then(
+    (text) => JSON.parse(text) as StoredState,
+    (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') throw new WatchError('WATCH_STATE', `no status in ${stateDir} (has nftops-watch run with --state-dir ${stateDir}?)`);
+      throw new WatchError('WATCH_STATE', `cannot read ${join(stateDir, STATUS_FILE)}: ${error.message}`);
+    },
+  );
+}
+
+export class StateStore {
+  private readonly written = new Set<string>();
+
+  constructor(readonly dir: string) {}
+
+  async init(): Promise<void> {
+    try {
+      await mkdir(join(this.dir, LAST_GOOD), { recursive: true, mode: 0o700 });
+    } catch (error) {
+      throw new WatchError('WATCH_STATE', `cannot create the state directory ${this.dir}: ${(error as Error).message}`);
+    }
+  }
+
+  async load(): Promise<LoadedState> {
+    let stored: StoredState;
+    try {
+      stored = JSON.parse(await readFile(join(this.dir, STATUS_FILE), 'utf8')) as StoredState;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { records: [], recent: [], lastSuccessAt: undefined, problems: [] };
+      return { records: [], recent: [], lastSuccessAt: undefined, problems: [`${STATUS_FILE} unreadable, starting without last good copies: ${(error as Error).message}`] };
+    }
+    const problems: string[] = [];
+    const records: ArtifactRecord[] = [];
+    for (const item of stored.records ?? []) {
+      let applied: ArtifactRecord['applied'];
+      if (item.applied) {
+        const path = join(this.dir, LAST_GOOD, `${item.applied.contentDigest}.nft`);
+        try {
+          const text = await readFile(path, 'utf8');
+          const verdict = judge(text);
+          if (sha256(text) !== item.applied.contentDigest || !verdict.ok) throw new Error('the copy does not match its digest');
+          applied = {
+            contentDigest: item.applied.contentDigest,
+            bodyDigest: verdict.bodyDigest,
+            tables: verdict.tables,
+            file: item.applied.file,
+            appliedAt: Date.parse(item.applied.appliedAt),
+            fingerprint: item.applied.fingerprint,
+            text,
+            body: verdict.body,
+          };
+          this.written.add(item.applied.contentDigest);
+        } catch (error) {
+          problems.push(`last good copy of ${item.id} (${path}) unusable: ${(error as Error).message}`);
+        }
+      }
+      const history = (item.history ?? []).map(attemptFromJson);
+      const lastAttempt = item.lastAttempt ? attemptFromJson(item.lastAttempt) : undefined;
+      records.push({
+        id: item.id,
+        target: targetFor(item.netns === 'host' ? undefined : item.netns),
+        sourcePath: item.sourcePath,
+        applied,
+        live: false,
+        rejectedDigest: item.rejectedDigest,
+        lastAttempt: lastAttempt && history[0] && history[0].at === lastAttempt.at && history[0].digest === lastAttempt.digest ? history[0] : lastAttempt,
+        history,
+      });
+    }
+    return {
+      records,
+      recent: (stored.recent ?? []).map(attemptFromJson),
+      lastSuccessAt: stored.lastSuccessAt ? Date.parse(stored.lastSuccessAt) : undefined,
+      problems,
+    };
+  }
+
+  /** Writes the copies of applied artifacts, then the status document, then removes copies nobody names. */
+  async save(status: StatusDocument, records: readonly ArtifactRecord[]): Promise<void> {
+    const keep = new Set<string>();
+    for (const record of records) {
+      if (!record.applied) continue;
+      keep.add(record.applied.contentDigest);
+      if (this.written.has(record.applied.contentDigest)) continue;
+      await writeFileAtomic(join(this.dir, LAST_GOOD, `${record.applied.contentDigest}.nft`), record.applied.text);
+      this.written.add(record.applied.contentDigest);
+    }
+    const stored: StoredState = {
+      ...status,
+      records: records.map((r) => ({
+        id: r.id,
+        netns: r.target.key,
+        sourcePath: r.sourcePath,
+        ...(r.applied
+          ? {
+              applied: {
+                contentDigest: r.applied.contentDigest,
+                file: r.applied.file,
+                appliedAt: new Date(r.applied.appliedAt).toISOString(),
+                ...(r.applied.fingerprint ? { fingerprint: r.applied.fingerprint } : {}),
+              },
+            }
+          : {}),
+        ...(r.rejectedDigest ? { rejectedDigest: r.rejectedDigest } : {}),
+        ...(r.lastAttempt ? { lastAttempt: { ...r.lastAttempt, at: new Date(r.lastAttempt.at).toISOString(), firstAt: new Date(r.lastAttempt.firstAt).toISOString() } } : {}),
+        history: r.history.map((a) => ({ ...a, at: new Date(a.at).toISOString(), firstAt: new Date(a.firstAt).toISOString() })),
+      })),
+    };
+    await writeFileAtomic(join(this.dir, STATUS_FILE), `${JSON.stringify(stored, null, 2)}\n`, 0o644);
+    for (const name of await readdir(join(this.dir, LAST_GOOD))) {
+      const digest = name.replace(/\.nft$/, '');
+      if (keep.has(digest)) continue;
+      if (name.endsWith('.tmp') || name.endsWith('.nft')) {
+        await unlink(join(this.dir, LAST_GOOD, name)).catch(() => {});
+        this.written.delete(digest);
+      }
+    }
+  }
+}
+
+export type { AgentInfo };
