@@ -57,7 +57,7 @@ function planArtifacts(model: Model, bag: DiagnosticBag): PlannedArtifact[] {
     bag.add(
       'SETTINGS_AMBIGUOUS',
       spec ? spec.origin.at(['$name']) : first.at(['$name']),
-      `${candidates.length} Settings objects are in scope and ${spec ? spec.origin.ref : 'no Artifact'} does not say which one applies`,
+      `${candidates.length} Settings objects are in scope and ${spec ? `${spec.origin.ref} does not say` : 'no Artifact says'} which one applies`,
       { hint: 'set spec.settings on each Artifact', ...(spec ? { object: spec.origin.ref } : {}) },
     );
     return undefined;

@@ -137,18 +137,21 @@ const PROTOCOLS: Record<string, Protocol> = { TCP: 'tcp', UDP: 'udp', SCTP: 'sct
 const PROTOCOL_ORDER: Record<Protocol, number> = { tcp: 0, udp: 1, sctp: 2 };
 
 /**
- * Words nft's parser reads as keywords; a table or chain with such a name makes the whole file fail to
- * load, so they are refused up front. Generated names always carry a prefix and never collide.
+ * Words nft 1.0.6 refuses as a table or chain name (measured: tests/keywords.test.ts loads each one into a
+ * real kernel and checks that nft still refuses it). Such a name makes the whole file fail to load, so it is
+ * refused up front. Generated chain names always carry a prefix such as `pod-` and never collide.
  */
-const NFT_KEYWORDS = new Set(
+export const NFT_KEYWORDS: ReadonlySet<string> = new Set(
   (
-    'add delete flush list table chain rule set map element counter ip ip6 inet arp bridge netdev ' +
-    'filter nat route type hook priority policy accept drop reject return jump goto queue continue ' +
-    'meta ct mark tcp udp sctp dccp icmp icmpv6 th vmap numgen jhash symhash snat dnat masquerade redirect ' +
-    'tproxy log limit quota comment flags timeout elements include define describe monitor export import ' +
-    'create insert replace reset rename destroy missing ingress egress prerouting input forward output ' +
-    'postrouting last first random inc mod seed offset dynamic constant interval any over until ' +
-    'saddr daddr sport dport protocol length version hdrlength iif oif iifname oifname ether vlan'
+    'accept add ah all and arp bridge cgroup chain comment comp constant continue counter cpu create ct day ' +
+    'dccp define delete describe device devices dnat drop dup dynamic ecn element elements eq esp ether ' +
+    'exists export exthdr fib flags flow flowtable flush frag fwd ge goto gt handle hook hour ibriport ' +
+    'ibrname icmp icmpv6 igmp iif iifgroup iifname iiftype import include index inet insert interval ip ip6 ' +
+    'ipsec jhash jump le limit list log lshift lt map mark masquerade meta meter missing monitor ne netdev ' +
+    'nftrace not notrack numgen obriport obrname offload oif oifgroup oifname oiftype or osf pkttype policy ' +
+    'position priority queue quota random redefine redirect reject rename replace reset return rshift rt rule ' +
+    'ruleset sctp secmark set size skgid skuid snat socket symhash synproxy table tcp th time timeout tproxy ' +
+    'type typeof udp udplite undefine vlan vmap xor'
   ).split(' '),
 );
 
