@@ -1,0 +1,76 @@
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { renderArtifact, type TableRef } from '@nftops/artifact';
+import type { WatchConfig } from '@nftops/watcher';
+
+export const ZERO = '0'.repeat(64);
+
+/** An artifact whose body replaces each table whole; TABLE_BODIES maps "family name" to the inside of the table. */
+export function artifact(tableBodies: Record<string, string>): string {
+  const tables: TableRef[] = Object.keys(tableBodies).map((key) => {
+    const [family, name] = key.split(' ') as [TableRef['family'], string];
+    return { family, name };
+  });
+  const body = tables
+    .map((t) => {
+      const inner = tableBodies[`${t.family} ${t.name}`]!;
+      return `table ${t.family} ${t.name}\ndelete table ${t.family} ${t.name}\ntable ${t.family} ${t.name} {\n${inner}\n}\n`;
+    })
+    .join('');
+  return renderArtifact({ generator: 'nftops-test', tables, sourceDigest: ZERO, body });
+}
+
+/** A one-table artifact with a filter chain on input whose rules are RULES (a real nft body). */
+export function filterArtifact(table: string, rules: string, chain = 'input'): string {
+  return artifact({
+    [`inet ${table}`]: `  chain ${chain} {\n    type filter hook input priority 0; policy accept;\n${rules
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => `    ${l}`)
+      .join('\n')}\n  }`,
+  });
+}
+
+let counter = 0;
+/** Writes TEXT to a temp file in the same directory, then renames it over PATH. */
+export async function writeAtomic(path: string, text: string): Promise<void> {
+  const dir = join(path, '..');
+  const temp = join(dir, `.tmp-${process.pid}-${counter++}`);
+  await writeFile(temp, text);
+  await rename(temp, path);
+}
+
+export async function tempDir(prefix = 'nftops-watch-'): Promise<{ path: string; cleanup: () => Promise<void> }> {
+  const path = await mkdtemp(join(tmpdir(), prefix));
+  return { path, cleanup: () => rm(path, { recursive: true, force: true }) };
+}
+
+/** Polls FN until it returns a truthy value; throws with DESCRIBE() after TIMEOUT ms. */
+export async function waitFor<T>(fn: () => Promise<T> | T, what: string, timeoutMs = 10_000, describe?: () => Promise<string> | string): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await fn();
+    if (value) return value as NonNullable<T>;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${describe ? `\n${await describe()}` : ''}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+export function testConfig(overrides: Partial<WatchConfig> & Pick<WatchConfig, 'sources' | 'stateDir'>): WatchConfig {
+  return {
+    listen: undefined,
+    driftIntervalMs: 0,
+    debounceMs: 20,
+    maxDelayMs: 500,
+    prune: true,
+    once: false,
+    dryRun: false,
+    nftPath: undefined,
+    nftTimeoutMs: 30_000,
+    maxArtifactBytes: 1024 * 1024,
+    logFormat: 'json',
+    logLevel: 'debug',
+    ...overrides,
+  };
+}
