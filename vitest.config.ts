@@ -8,12 +8,12 @@ const alias = Object.fromEntries(
 
 export default defineConfig({
   test: {
-    reporters: ['default', './tools/vitest-summary-reporter.ts'],
+    reporters: ['default', fileURLToPath(new URL('./tools/vitest-summary-reporter.ts', import.meta.url))],
     projects: packages.map((name) => ({
       resolve: { alias },
       test: {
         name,
-        root: `./packages/${name}`,
+        root: fileURLToPath(new URL(`./packages/${name}/`, import.meta.url)),
         include: ['tests/**/*.test.ts'],
         testTimeout: 60_000,
         hookTimeout: 60_000,
