@@ -71,6 +71,8 @@ export interface LbConnectOptions {
   readonly count: number;
   /** One of the client addresses; default: the first client address of the VIP's family. */
   readonly source?: string;
+  /** Several client addresses, used in turn (connection i from sources[i % length]). Overrides source. */
+  readonly sources?: readonly string[];
   readonly timeoutMs?: number;
   readonly concurrency?: number;
 }
@@ -233,7 +235,9 @@ export async function createLbTopology(options: LbTopologyOptions = {}): Promise
 
     const connectMany = (connect: LbConnectOptions) => {
       const source = connect.source ?? clientAddresses.find((address) => v6(address) === v6(connect.vip));
-      if (source !== undefined && !clientAddresses.includes(source)) throw new Error(`${source} is not a client address`);
+      for (const address of connect.sources?.length ? connect.sources : source !== undefined ? [source] : []) {
+        if (!clientAddresses.includes(address)) throw new Error(`${address} is not a client address`);
+      }
       if (nextSourcePort + connect.count > 65_000) throw new Error('this topology has used up its source ports; create a new one');
       const firstSourcePort = nextSourcePort;
       nextSourcePort += connect.count;

@@ -203,14 +203,15 @@ function classify(error) {
 const family = net.isIP(c.vip);
 function once(index) {
   const localPort = c.firstSourcePort + index;
+  const source = c.sources.length ? c.sources[index % c.sources.length] : undefined;
   return new Promise((resolve) => {
     let settled = false;
     let cleanup = () => {};
-    const finish = (result) => { if (settled) return; settled = true; clearTimeout(timer); cleanup(); resolve({ sourcePort: localPort, ...result }); };
+    const finish = (result) => { if (settled) return; settled = true; clearTimeout(timer); cleanup(); resolve({ source, sourcePort: localPort, ...result }); };
     const timer = setTimeout(() => finish({ ok: false, error: 'timeout', message: 'no answer within ' + c.timeoutMs + ' ms' }), c.timeoutMs);
     if (c.protocol === 'tcp') {
       const options = { host: c.vip, port: c.port, family, localPort };
-      if (c.source) options.localAddress = c.source;
+      if (source) options.localAddress = source;
       const socket = net.connect(options);
       cleanup = () => socket.destroy();
       let data = '';
@@ -224,7 +225,7 @@ function once(index) {
       socket.on('error', (error) => finish({ ok: false, error: classify(error), message: error.code + ': ' + error.message }));
       socket.on('message', (message) => finish(parse(message.toString('utf8'))));
       const bind = { port: localPort, exclusive: true };
-      if (c.source) bind.address = c.source;
+      if (source) bind.address = source;
       socket.bind(bind, () => {
         socket.connect(c.port, c.vip, (error) => {
           if (error) return finish({ ok: false, error: classify(error), message: String(error) });
@@ -248,6 +249,8 @@ export type ConnectFailure = 'timeout' | 'refused' | 'reset' | 'unreachable' | '
 export type ConnectResult =
   | {
       readonly ok: true;
+      /** The client address the connection was made from (undefined: the kernel's choice). */
+      readonly source?: string;
       readonly sourcePort: number;
       /** `198.51.100.10:8080` or `[2001:db8:b::10]:8080`: the server socket that answered. */
       readonly backend: string;
@@ -257,7 +260,13 @@ export type ConnectResult =
       readonly sawSource: string;
       readonly sawPort: number;
     }
-  | { readonly ok: false; readonly sourcePort: number; readonly error: ConnectFailure; readonly message: string };
+  | {
+      readonly ok: false;
+      readonly source?: string;
+      readonly sourcePort: number;
+      readonly error: ConnectFailure;
+      readonly message: string;
+    };
 
 export interface ConnectOptions {
   readonly netns: string;
@@ -268,6 +277,8 @@ export interface ConnectOptions {
   readonly count: number;
   /** Source address (must be one of the client namespace's addresses); default: the kernel's choice. */
   readonly source?: string;
+  /** Several source addresses: connection i is made from sources[i % sources.length]. Overrides source. */
+  readonly sources?: readonly string[];
   /** Per connection; default 1000 ms. */
   readonly timeoutMs?: number;
   /** Connections in flight at once; default 8. Order does not matter for numgen counts, only the number of flows. */
@@ -279,7 +290,8 @@ export interface ConnectOptions {
 /** Runs the client in OPTIONS.netns and returns one result per connection, in order. */
 export async function runClient(options: ConnectOptions): Promise<ConnectResult[]> {
   assertDocumentationAddress(options.vip);
-  if (options.source !== undefined) assertDocumentationAddress(options.source);
+  const sources = options.sources?.length ? [...options.sources] : options.source !== undefined ? [options.source] : [];
+  for (const source of sources) assertDocumentationAddress(source);
   if (!Number.isInteger(options.count) || options.count < 1) throw new Error('runClient: count must be a positive integer');
   const timeoutMs = options.timeoutMs ?? 1_000;
   const concurrency = Math.max(1, options.concurrency ?? 8);
@@ -291,7 +303,7 @@ export async function runClient(options: ConnectOptions): Promise<ConnectResult[
     port: options.port,
     protocol: options.protocol ?? 'tcp',
     count: options.count,
-    source: options.source,
+    sources,
     timeoutMs,
     concurrency,
     firstSourcePort: options.firstSourcePort,
@@ -319,6 +331,8 @@ export interface TrafficSummary {
   readonly bySawSource: Record<string, number>;
   /** Failures per kind (`timeout`, `refused`, ...). */
   readonly failures: Record<string, number>;
+  /** The same, per client source address (`default` when the kernel chose it). */
+  readonly bySource: Record<string, { ok: number; byBackend: Record<string, number>; failures: Record<string, number> }>;
 }
 
 export function summarize(results: readonly ConnectResult[]): TrafficSummary {
@@ -326,11 +340,15 @@ export function summarize(results: readonly ConnectResult[]): TrafficSummary {
   const byBackendAddress: Record<string, number> = {};
   const bySawSource: Record<string, number> = {};
   const failures: Record<string, number> = {};
+  const bySource: TrafficSummary['bySource'] = {};
   let ok = 0;
   const bump = (record: Record<string, number>, key: string) => {
     record[key] = (record[key] ?? 0) + 1;
   };
   for (const result of results) {
+    const perSource = (bySource[result.source ?? 'default'] ??= { ok: 0, byBackend: {}, failures: {} });
+    if (result.ok) perSource.ok++;
+    bump(result.ok ? perSource.byBackend : perSource.failures, result.ok ? result.backend : result.error);
     if (result.ok) {
       ok++;
       bump(byBackend, result.backend);
@@ -340,5 +358,5 @@ export function summarize(results: readonly ConnectResult[]): TrafficSummary {
       bump(failures, result.error);
     }
   }
-  return { total: results.length, ok, byBackend, byBackendAddress, bySawSource, failures };
+  return { total: results.length, ok, byBackend, byBackendAddress, bySawSource, failures, bySource };
 }

@@ -72,6 +72,11 @@ describe.runIf(kernelAvailable())('LB topology with hand-written rules', () => {
       expect(Object.values(a.byBackend)).toEqual([10, 10, 10]);
       const b = await t.traffic({ vip: '2001:db8:f::10', port: 80, count: 30 });
       expect(b.bySawSource).toEqual({ '2001:db8:c::2': 30 });
+      // Several sources in one client run, used in turn.
+      const c = await t.traffic({ vip: '192.0.2.10', port: 80, count: 30, sources: ['203.0.113.2', '203.0.113.77'] });
+      expect(c.bySawSource).toEqual({ '203.0.113.2': 15, '203.0.113.77': 15 });
+      expect(c.bySource['203.0.113.77']!.ok).toBe(15);
+      await expect(t.traffic({ vip: '192.0.2.10', port: 80, count: 1, source: '203.0.113.99' })).rejects.toThrow(/not a client address/);
     });
   });
 
@@ -148,6 +153,14 @@ table inet nftops_lb {
         { ok: true, sourcePort: 1, backend: 'a:1', backendAddress: 'a', backendPort: 1, sawSource: 's', sawPort: 2 },
         { ok: false, sourcePort: 2, error: 'timeout', message: '' },
       ]),
-    ).toEqual({ total: 2, ok: 1, byBackend: { 'a:1': 1 }, byBackendAddress: { a: 1 }, bySawSource: { s: 1 }, failures: { timeout: 1 } });
+    ).toEqual({
+      total: 2,
+      ok: 1,
+      byBackend: { 'a:1': 1 },
+      byBackendAddress: { a: 1 },
+      bySawSource: { s: 1 },
+      failures: { timeout: 1 },
+      bySource: { default: { ok: 1, byBackend: { 'a:1': 1 }, failures: { timeout: 1 } } },
+    });
   });
 });

@@ -1,0 +1,269 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { compile, formatDiagnostic } from '@nftops/compiler';
+import { createNftDriver } from '@nftops/nft-driver';
+import { kernelAvailable, withLbTopology, type LbTopology, type LbTopologyOptions, type TrafficSummary } from '@nftops/testkit';
+
+/**
+ * Traffic tests: compile YAML from fixtures/traffic, load the artifact into the LB namespace of a fresh
+ * client / LB / backend topology with the real nft, send real connections and assert on what the backend
+ * servers report (which backend answered, which source address it saw).
+ *
+ * Topology (see @nftops/testkit createLbTopology): VIPs 192.0.2.10-12 and 2001:db8:f::10-12 on the LB's lo,
+ * backends 198.51.100.10-12 and 2001:db8:b::10-12 each serving TCP and UDP on 8080, 8081 and 9000, the LB's
+ * backend-side addresses 198.51.100.1 and 2001:db8:b::1 (what a masqueraded flow comes from).
+ */
+
+const FIXTURES = new URL('./fixtures/traffic/', import.meta.url);
+const nft = createNftDriver();
+
+const VIPS = ['192.0.2.10', '192.0.2.11', '192.0.2.12', '2001:db8:f::10', '2001:db8:f::11', '2001:db8:f::12'];
+const LB4 = '198.51.100.1';
+const LB6 = '2001:db8:b::1';
+
+/** Compiles the fixture (plus EXTRA YAML documents) and returns the single artifact's text. */
+function artifactFor(fixture: string, extra?: string): string {
+  let text = readFileSync(new URL(fixture, FIXTURES), 'utf8');
+  if (extra) text += `\n---\n${extra}`;
+  const result = compile([{ path: fixture, text }]);
+  const errors = result.diagnostics.filter((d) => d.severity === 'error').map(formatDiagnostic);
+  expect(errors, `compile ${fixture}`).toEqual([]);
+  expect(result.ok).toBe(true);
+  expect(result.artifacts).toHaveLength(1);
+  return result.artifacts[0]!.text;
+}
+
+/**
+ * Builds a fresh topology, loads the artifact compiled from FIXTURE, runs FN and always tears everything down.
+ * On failure the LB's ruleset with its counters is appended to the error: it shows which rules packets hit.
+ */
+async function scenario(
+  artifact: string,
+  options: LbTopologyOptions,
+  fn: (t: LbTopology) => Promise<void>,
+): Promise<void> {
+  await withLbTopology({ vips: VIPS, serverPorts: [8080, 8081, 9000], ...options }, async (t) => {
+    const loaded = await nft.apply(artifact, { netns: t.lbNetns });
+    expect(loaded, 'nft -f of the compiled artifact').toEqual({ ok: true });
+    try {
+      await fn(t);
+    } catch (error) {
+      if (error instanceof Error) error.message += `\n\nLB ruleset after the traffic:\n${await t.listRuleset()}`;
+      throw error;
+    }
+  });
+}
+
+const all = (summary: TrafficSummary) => summary.ok === summary.total && Object.keys(summary.failures).length === 0;
+
+/** COUNT flows that must all fail the same way (short timeouts, all in flight at once). */
+async function expectBlocked(t: LbTopology, vip: string, port: number, protocol: 'tcp' | 'udp', source: string | undefined, failure = 'timeout', count = 3) {
+  const summary = await t.traffic({ vip, port, protocol, source, count, timeoutMs: 500, concurrency: count });
+  expect(summary, `${protocol} ${vip}:${port} from ${source ?? 'default'} should fail with ${failure}`).toMatchObject({
+    ok: 0,
+    failures: { [failure]: count },
+  });
+}
+
+describe.runIf(kernelAvailable())('compiled artifacts carry real traffic', () => {
+  it.each(['local', 'routed'] as const)('round robin spreads connections exactly evenly (TCP and UDP, IPv4 and IPv6), SNAT on by default; VIP %s', async (vipMode) => {
+    await scenario(artifactFor('round-robin.yaml'), { vipMode }, async (t) => {
+      const v4 = await t.traffic({ vip: '192.0.2.10', port: 80, count: 90 });
+      expect(v4.byBackend).toEqual({ '198.51.100.10:8080': 30, '198.51.100.11:8080': 30, '198.51.100.12:8080': 30 });
+      expect(v4.bySawSource).toEqual({ [LB4]: 90 });
+      const v6 = await t.traffic({ vip: '2001:db8:f::10', port: 80, count: 90 });
+      expect(v6.byBackend).toEqual({ '[2001:db8:b::10]:8080': 30, '[2001:db8:b::11]:8080': 30, '[2001:db8:b::12]:8080': 30 });
+      expect(v6.bySawSource).toEqual({ [LB6]: 90 });
+      const u4 = await t.traffic({ vip: '192.0.2.10', port: 53, protocol: 'udp', count: 30 });
+      expect(u4.byBackend).toEqual({ '198.51.100.10:8080': 10, '198.51.100.11:8080': 10, '198.51.100.12:8080': 10 });
+      const u6 = await t.traffic({ vip: '2001:db8:f::10', port: 53, protocol: 'udp', count: 30 });
+      expect(u6.byBackend).toEqual({ '[2001:db8:b::10]:8080': 10, '[2001:db8:b::11]:8080': 10, '[2001:db8:b::12]:8080': 10 });
+    });
+  });
+
+  it('weights are honoured exactly (2:1, and 4:2 on IPv6)', async () => {
+    await scenario(artifactFor('weights.yaml'), {}, async (t) => {
+      const v4 = await t.traffic({ vip: '192.0.2.10', port: 80, count: 90 });
+      expect(v4.byBackend).toEqual({ '198.51.100.10:8080': 60, '198.51.100.11:8080': 30 });
+      const v6 = await t.traffic({ vip: '2001:db8:f::10', port: 80, count: 90 });
+      expect(v6.byBackend).toEqual({ '[2001:db8:b::10]:8080': 60, '[2001:db8:b::11]:8080': 30 });
+    });
+  });
+
+  it("a backend's own port is used instead of the service's targetPort", async () => {
+    await scenario(artifactFor('backend-port.yaml'), {}, async (t) => {
+      const v4 = await t.traffic({ vip: '192.0.2.10', port: 80, count: 40 });
+      expect(v4.byBackend).toEqual({ '198.51.100.10:8080': 10, '198.51.100.11:8081': 10, '198.51.100.12:8081': 20 });
+      const v6 = await t.traffic({ vip: '2001:db8:f::10', port: 53, protocol: 'udp', count: 30 });
+      expect(v6.byBackend).toEqual({ '[2001:db8:b::10]:8081': 15, '[2001:db8:b::11]:8080': 15 });
+    });
+  });
+
+  it('random reaches every backend', async () => {
+    await scenario(artifactFor('schedulers.yaml'), {}, async (t) => {
+      for (const [vip, backends] of [
+        ['192.0.2.10', ['198.51.100.10:8080', '198.51.100.11:8080', '198.51.100.12:8080']],
+        ['2001:db8:f::10', ['[2001:db8:b::10]:8080', '[2001:db8:b::11]:8080', '[2001:db8:b::12]:8080']],
+      ] as const) {
+        const summary = await t.traffic({ vip, port: 80, count: 90 });
+        expect(all(summary), JSON.stringify(summary)).toBe(true);
+        expect(Object.keys(summary.byBackend).sort()).toEqual([...backends]);
+        // Binomial(90, 1/3): fewer than 6 or more than 60 hits has a probability below 1e-7.
+        for (const count of Object.values(summary.byBackend)) expect(count).toBeGreaterThan(5);
+        for (const count of Object.values(summary.byBackend)) expect(count).toBeLessThan(60);
+      }
+    });
+  });
+
+  it('source-hash keeps each client on one backend and spreads different clients', async () => {
+    const v4Clients = Array.from({ length: 8 }, (_, i) => `203.0.113.${21 + i}`);
+    const v6Clients = Array.from({ length: 8 }, (_, i) => `2001:db8:c::${21 + i}`);
+    await scenario(artifactFor('schedulers.yaml'), { clientAddresses: [...v4Clients, ...v6Clients] }, async (t) => {
+      for (const [vip, clients] of [
+        ['192.0.2.11', v4Clients],
+        ['2001:db8:f::11', v6Clients],
+      ] as const) {
+        const tcp = await t.traffic({ vip, port: 80, sources: clients, count: clients.length * 6 });
+        expect(all(tcp), JSON.stringify(tcp.failures)).toBe(true);
+        const chosen = new Set<string>();
+        for (const source of clients) {
+          const backends = Object.keys(tcp.bySource[source]!.byBackend);
+          expect(backends, `${source} -> ${vip} always lands on the same backend`).toHaveLength(1);
+          chosen.add(backends[0]!);
+        }
+        if (vip === '192.0.2.11') {
+          // The hash is of the source address only: the UDP port of the same service picks the same backend.
+          const udp = await t.traffic({ vip, port: 53, protocol: 'udp', sources: clients, count: clients.length * 3 });
+          for (const source of clients) {
+            expect(Object.keys(udp.bySource[source]!.byBackend), `${source} UDP`).toEqual(Object.keys(tcp.bySource[source]!.byBackend));
+          }
+        }
+        expect(chosen.size, `backends chosen for ${clients.length} clients of ${vip}`).toBeGreaterThanOrEqual(2);
+      }
+    });
+  });
+
+  it('SNAT: Settings default off, per-service on and explicit off; backends see the client or the LB', async () => {
+    const clientAddresses = ['203.0.113.2', '2001:db8:c::2'];
+    await scenario(artifactFor('snat.yaml'), { clientAddresses }, async (t) => {
+      const checks = [
+        { vip: '192.0.2.10', port: 80, protocol: 'tcp', saw: '203.0.113.2' },
+        { vip: '192.0.2.11', port: 80, protocol: 'tcp', saw: LB4 },
+        { vip: '192.0.2.11', port: 53, protocol: 'udp', saw: LB4 },
+        { vip: '192.0.2.12', port: 53, protocol: 'udp', saw: '203.0.113.2' },
+        { vip: '2001:db8:f::10', port: 80, protocol: 'tcp', saw: '2001:db8:c::2' },
+        { vip: '2001:db8:f::11', port: 80, protocol: 'tcp', saw: LB6 },
+        { vip: '2001:db8:f::12', port: 53, protocol: 'udp', saw: '2001:db8:c::2' },
+      ] as const;
+      for (const check of checks) {
+        const summary = await t.traffic({ vip: check.vip, port: check.port, protocol: check.protocol, count: 10 });
+        expect(summary.bySawSource, `${check.protocol} ${check.vip}:${check.port}`).toEqual({ [check.saw]: 10 });
+      }
+    });
+  });
+
+  describe('network policies (forward hook, original client address, post-DNAT pod address and port)', () => {
+    const families = [
+      { name: 'IPv4', vip: (n: number) => `192.0.2.${n}`, pod10: (port: number) => `198.51.100.10:${port}`, allowed: '203.0.113.10', except: '203.0.113.70', outside: '203.0.113.200' },
+      { name: 'IPv6', vip: (n: number) => `2001:db8:f::${n}`, pod10: (port: number) => `[2001:db8:b::10]:${port}`, allowed: '2001:db8:c::10', except: '2001:db8:c::70', outside: '2001:db8:c::200' },
+    ];
+    const clientAddresses = families.flatMap((f) => [f.allowed, f.except, f.outside]);
+
+    it('allowed sources get through, the except range and other sources are dropped, ports and UDP are checked; unselected pods are not filtered; ingress: [] denies', async () => {
+      await scenario(artifactFor('policy.yaml'), { clientAddresses }, async (t) => {
+        for (const f of families) {
+          // Selected pod (.10), allowed source: TCP 8080 and 8081 are inside 8080-8090, UDP 8080 is allowed.
+          for (const [port, protocol, backendPort] of [[80, 'tcp', 8080], [81, 'tcp', 8081], [53, 'udp', 8080]] as const) {
+            const summary = await t.traffic({ vip: f.vip(10), port, protocol, source: f.allowed, count: 10 });
+            expect(all(summary), `${f.name} allowed ${protocol}/${port}: ${JSON.stringify(summary)}`).toBe(true);
+            expect(summary.byBackend).toEqual({ [f.pod10(backendPort)]: 10 });
+          }
+          await Promise.all([
+            // Allowed source, but the pod port is outside the allowed ranges (TCP 9000; UDP 8081 is not UDP 8080).
+            expectBlocked(t, f.vip(10), 90, 'tcp', f.allowed),
+            expectBlocked(t, f.vip(10), 54, 'udp', f.allowed),
+            // Source in the except range, and a source outside the CIDR.
+            expectBlocked(t, f.vip(10), 80, 'tcp', f.except),
+            expectBlocked(t, f.vip(10), 53, 'udp', f.except),
+            expectBlocked(t, f.vip(10), 80, 'tcp', f.outside),
+            // ingress: [] on pod .12: nobody gets in.
+            expectBlocked(t, f.vip(12), 80, 'tcp', f.allowed),
+          ]);
+          // Pod .11 is selected by no policy: every source and port reaches it.
+          for (const port of [80, 90]) {
+            const summary = await t.traffic({ vip: f.vip(11), port, sources: [f.allowed, f.except, f.outside], count: 15 });
+            expect(all(summary), `${f.name} unselected pod, port ${port}: ${JSON.stringify(summary.bySource)}`).toBe(true);
+          }
+        }
+      });
+    });
+
+    it('policies are OR-ed: allow-all beats deny-all, and either of two narrow policies admits', async () => {
+      await scenario(artifactFor('policy-or.yaml'), { clientAddresses }, async (t) => {
+        for (const f of families) {
+          const sources = [f.allowed, f.except, f.outside];
+          for (const [port, protocol] of [[80, 'tcp'], [53, 'udp']] as const) {
+            const summary = await t.traffic({ vip: f.vip(10), port, protocol, sources, count: 15 });
+            expect(all(summary), `${f.name} allow-all ${protocol}: ${JSON.stringify(summary.bySource)}`).toBe(true);
+          }
+          // only-10 admits .10 / c::10, only-70 admits .70 / c::70 (TCP only); nothing admits .200 / c::200.
+          const narrow = await t.traffic({ vip: f.vip(11), port: 80, sources: [f.allowed, f.except], count: 10 });
+          expect(all(narrow), `${f.name} only-10 or only-70: ${JSON.stringify(narrow.bySource)}`).toBe(true);
+          await expectBlocked(t, f.vip(11), 80, 'tcp', f.outside);
+        }
+      });
+    });
+  });
+
+  describe('a service without backends', () => {
+    const sentinel = async (t: LbTopology) => {
+      // Anything that escaped the no-backends rule would reach these LB-local sockets and be answered.
+      await t.startServer('lb', ['192.0.2.12', '2001:db8:f::12'], [80, 53]);
+    };
+    const othersWork = async (t: LbTopology) => {
+      const v4 = await t.traffic({ vip: '192.0.2.10', port: 80, count: 30 });
+      expect(v4.byBackend).toEqual({ '198.51.100.10:8080': 15, '198.51.100.11:8080': 15 });
+      const v6 = await t.traffic({ vip: '2001:db8:f::10', port: 80, count: 30 });
+      expect(v6.byBackend).toEqual({ '[2001:db8:b::10]:8080': 15, '[2001:db8:b::11]:8080': 15 });
+    };
+
+    it('is rejected at once by default (connection refused) while the others keep working', async () => {
+      await scenario(artifactFor('empty-backends.yaml'), {}, async (t) => {
+        await sentinel(t);
+        const started = Date.now();
+        for (const vip of ['192.0.2.12', '2001:db8:f::12']) {
+          for (const protocol of ['tcp', 'udp'] as const) {
+            const summary = await t.traffic({ vip, port: protocol === 'tcp' ? 80 : 53, protocol, count: 5, concurrency: 1 });
+            expect(summary.failures, `${protocol} ${vip}: ${JSON.stringify(summary)}`).toEqual({ refused: 5 });
+          }
+        }
+        // 20 sequential refusals; a drop would have cost 20 timeouts of 1 s.
+        expect(Date.now() - started).toBeLessThan(5_000);
+        await othersWork(t);
+      });
+    });
+
+    it('is dropped when Settings say emptyBackends: drop, while the others keep working', async () => {
+      // The Settings example of the spec, with emptyBackends: drop.
+      const settings = `apiVersion: nftops.dev/v1alpha1
+kind: Settings
+metadata: { name: lb }
+spec:
+  snat: true
+  emptyBackends: drop
+  mark: { value: 0x1, mask: 0x1 }
+  snatMark: { value: 0x2, mask: 0x2 }
+`;
+      await scenario(artifactFor('empty-backends.yaml', settings), {}, async (t) => {
+        await sentinel(t);
+        await Promise.all([
+          expectBlocked(t, '192.0.2.12', 80, 'tcp', undefined),
+          expectBlocked(t, '192.0.2.12', 53, 'udp', undefined),
+          expectBlocked(t, '2001:db8:f::12', 80, 'tcp', undefined),
+          expectBlocked(t, '2001:db8:f::12', 53, 'udp', undefined),
+        ]);
+        await othersWork(t);
+      });
+    });
+  });
+});
