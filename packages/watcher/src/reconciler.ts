@@ -447,44 +447,50 @@ export class Reconciler {
       for (const t of record.applied.tables) if (!now.has(tableKey(t)) && !claimedAfter.has(tableKey(t))) deletes.set(tableKey(t), t);
     }
 
-    // 5. Drift: live versions whose tables no longer match their fingerprint.
-    const items: Item[] = [];
+    // 5. One transaction for the changes and deletions; then, on a drift check, repair what drifted.
+    const changes: Item[] = [];
     for (const { record, artifact } of changed) {
       if (!artifact.verdict.ok) continue;
-      items.push({ record, kind: 'change', artifact, tables: artifact.verdict.tables, body: artifact.verdict.body, bodyDigest: artifact.verdict.bodyDigest });
+      changes.push({ record, kind: 'change', artifact, tables: artifact.verdict.tables, body: artifact.verdict.body, bodyDigest: artifact.verdict.bodyDigest });
     }
+    let inFlight: Item[] = changes;
     try {
-      if (opts.drift) {
-        for (const record of present) {
-          if (applying.has(record.id) || !record.applied || !record.live) continue;
-          const live = await this.readFingerprint(record.applied.tables, nftTarget);
-          if (record.applied.fingerprint === undefined) {
-            record.applied = { ...record.applied, fingerprint: live };
-            report.changed = true;
-            continue;
-          }
-          if (live === record.applied.fingerprint) continue;
-          logger.warn('drift.detected', 'live tables differ from what was applied', {
-            artifact: record.id,
-            netns: target.key,
-            expected: `sha256:${record.applied.fingerprint}`,
-            found: `sha256:${live}`,
-          });
-          if (this.options.dryRun) continue;
-          const artifact = desiredFromText(record.id, record.sourcePath, record.target, record.applied.file, record.applied.text);
-          items.push({ record, kind: 'repair', artifact, tables: record.applied.tables, body: record.applied.body, bodyDigest: record.applied.bodyDigest });
-        }
+      const done = new Set<string>();
+      if (changes.length > 0 || deletes.size > 0 || pruned.length > 0) {
+        for (const id of await this.execute(target, nftTarget, changes, [...deletes.values()], pruned, opts, report)) done.add(id);
       }
-      if (items.length === 0 && deletes.size === 0 && pruned.length === 0) return;
-      await this.execute(target, nftTarget, items, [...deletes.values()], pruned, opts, report);
+      if (!opts.drift) return;
+      const repairs: Item[] = [];
+      for (const record of present) {
+        if (done.has(record.id) || !record.applied || !record.live) continue;
+        const live = await this.readFingerprint(record.applied.tables, nftTarget);
+        if (record.applied.fingerprint === undefined) {
+          record.applied = { ...record.applied, fingerprint: live };
+          report.changed = true;
+          continue;
+        }
+        if (live === record.applied.fingerprint) continue;
+        logger.warn('drift.detected', 'live tables differ from what was applied', {
+          artifact: record.id,
+          netns: target.key,
+          expected: `sha256:${record.applied.fingerprint}`,
+          found: `sha256:${live}`,
+        });
+        if (this.options.dryRun) continue;
+        const artifact = desiredFromText(record.id, record.sourcePath, record.target, record.applied.file, record.applied.text);
+        repairs.push({ record, kind: 'repair', artifact, tables: record.applied.tables, body: record.applied.body, bodyDigest: record.applied.bodyDigest });
+      }
+      inFlight = repairs;
+      if (repairs.length > 0) await this.execute(target, nftTarget, repairs, [], [], opts, report);
     } catch (error) {
       // nft could not run (missing, timed out, namespace vanished): the kernel state is unknown, so nothing in
       // this namespace is considered live; the next pass re-applies.
       const message = describeError(error);
       for (const record of recordsHere) record.live = false;
       for (const record of present) record.live = false;
-      for (const item of items) this.fail(item.record, item.artifact, 'error', 'WATCH_NFT_ERROR', message, opts, report, false);
-      if (items.length === 0) {
+      const changesHit = inFlight.filter((item) => item.kind === 'change');
+      for (const item of changesHit) this.fail(item.record, item.artifact, 'error', 'WATCH_NFT_ERROR', message, opts, report, false);
+      if (changesHit.length === 0) {
         report.errors++;
         logger.error('apply.error', 'nft failed', { netns: target.key, code: 'WATCH_NFT_ERROR', error: message });
       }
@@ -520,7 +526,7 @@ export class Reconciler {
     pruned: readonly ArtifactRecord[],
     opts: ReconcileOptions,
     report: ReconcileReport,
-  ): Promise<void> {
+  ): Promise<string[]> {
     const { logger } = this.options;
     const started = this.options.clock.monotonic();
     let good: Item[] = [...items];
@@ -573,7 +579,7 @@ export class Reconciler {
         }
         report.changed = true;
       }
-      return;
+      return [];
     }
 
     const now = this.options.clock.now();
@@ -643,6 +649,7 @@ export class Reconciler {
         });
       }
     }
+    return good.map((item) => item.record.id);
   }
 
   private refuse(item: Item, stderr: string, opts: ReconcileOptions, report: ReconcileReport): void {

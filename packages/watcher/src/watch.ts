@@ -1,4 +1,4 @@
-import { access, realpath } from 'node:fs/promises';
+import { realpath, stat } from 'node:fs/promises';
 import { basename, dirname, relative, sep } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { SourceSpec } from './config.js';
@@ -16,13 +16,22 @@ import type { Logger } from './log.js';
  *  - the source's *resolved* directory (depth 1 in the tree layout for namespace subdirectories, 0 for a
  *    flat source), for in-place writes, renames into the directory, new and deleted files. When the link
  *    moves, this watcher is closed and re-created on the new target.
+ *
+ * While the directory or its parent does not exist (a node booting before git-sync ran), it is looked for
+ * once a second.
  */
+/** How often a source whose directory (or parent directory) does not exist is looked for. */
+const POLL_MS = 1000;
+
 export class SourceWatcher {
   private parent: FSWatcher | undefined;
   private inner: FSWatcher | undefined;
   private innerRoot: string | undefined;
   private closed = false;
   private refreshing: Promise<void> = Promise.resolve();
+  private parentIno: number | undefined;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private started = false;
 
   constructor(
     private readonly spec: SourceSpec,
@@ -32,6 +41,20 @@ export class SourceWatcher {
 
   async start(): Promise<void> {
     await this.refresh();
+    this.started = true;
+  }
+
+  private setPolling(on: boolean): void {
+    if (!on || this.closed) {
+      if (this.pollTimer) clearTimeout(this.pollTimer);
+      this.pollTimer = undefined;
+      return;
+    }
+    if (this.pollTimer) return;
+    this.pollTimer = setTimeout(() => {
+      this.pollTimer = undefined;
+      void this.refresh();
+    }, POLL_MS);
   }
 
   /** Makes sure both watchers exist and the inner one watches the current link target. Cheap when nothing moved. */
@@ -48,7 +71,15 @@ export class SourceWatcher {
   private async doRefresh(): Promise<void> {
     if (this.closed) return;
     const parentDir = dirname(this.spec.path);
-    if (!this.parent && (await exists(parentDir))) {
+    const parentIno = await inode(parentDir);
+    if (this.parent && parentIno !== this.parentIno) {
+      // The parent directory was deleted (and maybe re-created): the old watcher watches a dead inode.
+      const old = this.parent;
+      this.parent = undefined;
+      await old.close();
+    }
+    if (!this.parent && parentIno !== undefined) {
+      this.parentIno = parentIno;
       const name = basename(this.spec.path);
       this.parent = await this.open(parentDir, {
         depth: 0,
@@ -64,7 +95,10 @@ export class SourceWatcher {
     } catch {
       root = undefined;
     }
+    // Without a parent watcher nothing would tell us when the directory appears: poll until it does.
+    this.setPolling(this.parent === undefined || root === undefined);
     if (root === this.innerRoot && (root === undefined || this.inner)) return;
+    if (root !== undefined && this.innerRoot === undefined && this.started) this.onEvent(`appeared ${this.spec.path}`);
     if (this.inner) {
       const old = this.inner;
       this.inner = undefined;
@@ -113,6 +147,7 @@ export class SourceWatcher {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.setPolling(false);
     await this.refreshing;
     await Promise.all([this.parent?.close(), this.inner?.close()]);
     this.parent = undefined;
@@ -120,11 +155,10 @@ export class SourceWatcher {
   }
 }
 
-async function exists(path: string): Promise<boolean> {
+async function inode(path: string): Promise<number | undefined> {
   try {
-    await access(path);
-    return true;
+    return (await stat(path)).ino;
   } catch {
-    return false;
+    return undefined;
   }
 }

@@ -74,3 +74,10 @@ export function testConfig(overrides: Partial<WatchConfig> & Pick<WatchConfig, '
     ...overrides,
   };
 }
+
+/** Sends a few UDP datagrams to 127.0.0.1:9 inside NETNS, so input counters on lo move. */
+export async function loopbackTraffic(netns: string, count = 5): Promise<void> {
+  const { execa } = await import('execa');
+  const script = `const s=require('node:dgram').createSocket('udp4');let n=${count};const go=()=>s.send('x',9,'127.0.0.1',()=>{if(--n>0)go();else s.close();});go();`;
+  await execa('ip', ['netns', 'exec', netns, process.execPath, '-e', script], { timeout: 10_000 });
+}
