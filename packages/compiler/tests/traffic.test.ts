@@ -213,6 +213,73 @@ describe.runIf(kernelAvailable())('compiled artifacts carry real traffic', () =>
         }
       });
     });
+
+    it('edges: several excepts, a second ipBlock re-allowing part of an except range, endPort inclusive, ports without from; non-LB flows pass', async () => {
+      const v4 = { vip: (n: number) => `192.0.2.${n}`, allowed: ['203.0.113.10', '203.0.113.70'], blocked: ['203.0.113.20', '203.0.113.100'] };
+      const v6 = { vip: (n: number) => `2001:db8:f::${n}`, allowed: ['2001:db8:c::5', '2001:db8:c::45'], blocked: ['2001:db8:c::15', '2001:db8:c::70'] };
+      const clientAddresses = [...v4.allowed, ...v4.blocked, ...v6.allowed, ...v6.blocked];
+      await scenario(artifactFor('policy-edges.yaml'), { clientAddresses, serverPorts: [8080, 8090, 8091] }, async (t) => {
+        for (const f of [v4, v6]) {
+          // Pod .10: 8080 and 8090 (the inclusive end of 8080-8090) from the allowed sources.
+          for (const port of [80, 82]) {
+            const summary = await t.traffic({ vip: f.vip(10), port, sources: f.allowed, count: 10 });
+            expect(all(summary), `${f.vip(10)}:${port} from ${f.allowed}: ${JSON.stringify(summary.bySource)}`).toBe(true);
+          }
+          await Promise.all([
+            // 8091 is past endPort.
+            ...f.allowed.map((source) => expectBlocked(t, f.vip(10), 83, 'tcp', source)),
+            // In the first block's excepts and not re-allowed by the second block.
+            ...f.blocked.map((source) => expectBlocked(t, f.vip(10), 80, 'tcp', source)),
+            // Pod .11 admits UDP 8080 from anyone, and nothing else.
+            ...[...f.allowed, ...f.blocked].map((source) => expectBlocked(t, f.vip(11), 80, 'tcp', source)),
+          ]);
+          const udp = await t.traffic({ vip: f.vip(11), port: 53, protocol: 'udp', sources: [...f.allowed, ...f.blocked], count: 12 });
+          expect(all(udp), `UDP to pod .11: ${JSON.stringify(udp.bySource)}`).toBe(true);
+        }
+        // A flow that did not come through a VIP carries no LB mark and is not policed: straight to pod .10.
+        for (const [pod, source] of [['198.51.100.10', '203.0.113.100'], ['2001:db8:b::10', '2001:db8:c::70']] as const) {
+          const direct = await t.traffic({ vip: pod, port: 8091, source, count: 3 });
+          expect(direct.bySawSource, `direct ${source} -> ${pod}`).toEqual({ [source]: 3 });
+        }
+      });
+    });
+  });
+
+  it('marks are real masks: foreign meta mark and ct mark bits survive, SNAT and policies still work with them set', async () => {
+    const foreign = `table inet foreign
+delete table inet foreign
+table inet foreign {
+  chain pre {
+    type filter hook prerouting priority -150; policy accept;
+    meta mark set meta mark | 0x10
+    ct state new ct mark set ct mark | 0x4000
+  }
+  chain observe {
+    type filter hook forward priority 10; policy accept;
+    ct direction original ct mark & 0x4100 == 0x4100 counter comment "kept"
+    ct mark & 0x4000 == 0 counter comment "ct-lost"
+    meta mark & 0x10 == 0 counter comment "meta-lost"
+  }
+}
+`;
+    const clientAddresses = ['203.0.113.2', '2001:db8:c::2'];
+    await scenario(artifactFor('marks.yaml'), { clientAddresses }, async (t) => {
+      expect(await nft.apply(foreign, { netns: t.lbNetns })).toEqual({ ok: true });
+      const v4 = await t.traffic({ vip: '192.0.2.10', port: 80, count: 20 });
+      expect(v4.byBackend).toEqual({ '198.51.100.10:8080': 10, '198.51.100.11:8080': 10 });
+      expect(v4.bySawSource, 'SNAT with a foreign meta mark bit set').toEqual({ [LB4]: 20 });
+      const keep = await t.traffic({ vip: '192.0.2.11', port: 80, count: 10 });
+      expect(keep.bySawSource).toEqual({ '203.0.113.2': 10 });
+      const v6 = await t.traffic({ vip: '2001:db8:f::10', port: 80, count: 20 });
+      expect(v6.bySawSource).toEqual({ [LB6]: 20 });
+      await Promise.all([expectBlocked(t, '192.0.2.12', 80, 'tcp', undefined), expectBlocked(t, '2001:db8:f::12', 80, 'tcp', undefined)]);
+
+      const listing = await t.listRuleset();
+      const counter = (name: string) => Number(new RegExp(`counter packets (\\d+) bytes \\d+ comment "${name}"`).exec(listing)?.[1]);
+      expect(counter('kept'), listing).toBeGreaterThanOrEqual(50);
+      expect(counter('ct-lost'), listing).toBe(0);
+      expect(counter('meta-lost'), listing).toBe(0);
+    });
   });
 
   describe('a service without backends', () => {
