@@ -2,6 +2,7 @@ import { posix } from 'node:path';
 import { renderArtifact, sha256Hex, type TableRef } from '@nftops/artifact';
 import type { CompileOptions, CompileResult, CompiledArtifact, RuleSource, SourceFile } from './api.js';
 import { DiagnosticBag } from './diagnostics.js';
+import { EXTENSIONS } from './extensions.js';
 import { loadSources } from './load.js';
 import { forwardsOf, lowerArtifact, type ArtifactContent } from './lower.js';
 import { buildModel, DEFAULT_SETTINGS, type ArtifactSpec, type Model, type Settings } from './model.js';
@@ -83,19 +84,26 @@ function planArtifacts(model: Model, bag: DiagnosticBag): PlannedArtifact[] {
       inScope(o.origin.file, spec) && matches(o.labels, spec?.matchLabels);
     const loadBalancers = model.loadBalancers.filter(selected);
     const policies = model.policies.filter(selected);
-    if (spec && loadBalancers.length === 0 && policies.length === 0) {
+    const extensionObjects = model.extensionObjects.filter(selected);
+    if (spec && loadBalancers.length === 0 && policies.length === 0 && extensionObjects.length === 0) {
       bag.add('ARTIFACT_EMPTY', spec.origin.at(['selector']), `${spec.origin.ref} selects no objects; its tables will be empty`, {
         severity: 'warning',
         object: spec.origin.ref,
       });
     }
-    planned.push({ name: spec?.name ?? 'default', output: spec?.output, content: { name: spec?.name ?? 'default', settings, loadBalancers, policies }, spec });
+    planned.push({ name: spec?.name ?? 'default', output: spec?.output, content: { name: spec?.name ?? 'default', settings, loadBalancers, policies, extensionObjects },
+      spec,
+    });
   }
   return planned;
 }
 
 /** Checks that need all objects of one artifact together. */
 function checkArtifact(content: ArtifactContent, bag: DiagnosticBag): void {
+  for (const extension of EXTENSIONS) {
+    const objects = content.extensionObjects.filter((o) => extension.kinds.includes(o.kind));
+    if (objects.length > 0) extension.check?.(objects, bag);
+  }
   const seen = new Map<string, string>();
   for (const { service, port } of forwardsOf(content.loadBalancers)) {
     const key = `${service.address.text} ${port.protocol} ${port.port}`;
@@ -120,7 +128,7 @@ export function compile(sources: readonly SourceFile[], options: CompileOptions 
   const bag = new DiagnosticBag();
   const documents = loadSources(sources, bag);
   const objects = validateDocuments(documents, bag);
-  const model = buildModel(objects, bag);
+  const model = buildModel(objects, bag, EXTENSIONS);
   const planned = planArtifacts(model, bag);
   for (const plan of planned) checkArtifact(plan.content, bag);
   if (bag.hasErrors) return { ok: false, artifacts: [], diagnostics: bag.sorted() };
@@ -128,27 +136,37 @@ export function compile(sources: readonly SourceFile[], options: CompileOptions 
   const generator = options.generator ?? `nftops ${VERSION}`;
   const artifacts: CompiledArtifact[] = [];
   for (const plan of planned) {
-    let tables;
+    let lowered;
     try {
-      tables = lowerArtifact(plan.content);
+      lowered = lowerArtifact(plan.content);
     } catch (error) {
       if (!(error instanceof UnsafeTextError)) throw error;
       const at = plan.spec?.origin.at([]) ?? { file: sources[0]?.path ?? '<input>', line: 1, column: 1 };
       bag.add('UNSAFE_NAME', at, error.message, { hint: 'names may hold letters, digits, "-", "_" and "."' });
       continue;
     }
-    const body = renderTables(tables);
-    const tableRefs: TableRef[] = tables.map((t) => ({ family: t.family, name: t.name }));
-    const { settings, loadBalancers, policies } = plan.content;
+    const tableRefs: TableRef[] = lowered.tables.map((t) => ({ family: t.family, name: t.name }));
+    const clash = tableRefs.find((t, i) => tableRefs.findIndex((u) => u.family === t.family && u.name === t.name) !== i);
+    if (clash) {
+      const at = plan.spec?.origin.at(['$name']) ?? { file: sources[0]?.path ?? '<input>', line: 1, column: 1 };
+      bag.add('TABLE_NAME_CLASH', at, `two kinds of objects in artifact ${plan.name} both render table ${clash.family} ${clash.name}`, {
+        hint: 'give one of them another table name, or put them in different artifacts',
+      });
+      continue;
+    }
+    const body = renderTables(lowered.tables);
+    const { settings, loadBalancers, policies, extensionObjects } = plan.content;
+    const usesSettings = lowered.tables.length > 0 && (loadBalancers.length > 0 || policies.length > 0 || extensionObjects.length === 0);
     const text = renderArtifact({
       generator,
       tables: tableRefs,
-      sourceDigest: sha256Hex(canonicalJson({ settings, loadBalancers, policies })),
+      sourceDigest: sha256Hex(canonicalJson({ settings: usesSettings ? settings : null, loadBalancers, policies, extensionObjects })),
       body: body.text,
+      extra: lowered.header,
     });
     const headerLines = text.slice(0, text.length - body.text.length).split('\n').length - 1;
     const origins = new Map(
-      [...plan.content.loadBalancers, ...plan.content.policies, plan.content.settings].flatMap((o) =>
+      [...plan.content.loadBalancers, ...plan.content.policies, ...plan.content.extensionObjects, plan.content.settings].flatMap((o) =>
         o.origin ? [[o.origin.ref, o.origin.at(['$name'])] as const] : [],
       ),
     );

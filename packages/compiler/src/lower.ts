@@ -1,4 +1,6 @@
 import { compareAddresses, type IpAddress } from './address.js';
+import type { ExtensionObject } from './extension.js';
+import { EXTENSIONS } from './extensions.js';
 import type { IrChain, IrRule, IrTable } from './ir.js';
 import type { Backend, LoadBalancer, NetworkPolicy, PolicyPort, PolicyRule, Protocol, ServicePort, Settings } from './model.js';
 import { protocolOrder } from './model.js';
@@ -10,6 +12,7 @@ export interface ArtifactContent {
   readonly settings: Settings;
   readonly loadBalancers: readonly LoadBalancer[];
   readonly policies: readonly NetworkPolicy[];
+  readonly extensionObjects: readonly ExtensionObject[];
 }
 
 export function settingsRef(settings: Settings): string {
@@ -225,8 +228,30 @@ function lowerFilterTable(content: ArtifactContent): IrTable {
   };
 }
 
-export function lowerArtifact(content: ArtifactContent): IrTable[] {
-  const tables = [lowerNatTable(content)];
-  if (content.settings.filter) tables.push(lowerFilterTable(content));
-  return tables;
+export interface LoweredArtifact {
+  readonly tables: readonly IrTable[];
+  readonly header: Readonly<Record<string, string>>;
+}
+
+/**
+ * The load-balancer tables are rendered when the artifact holds services or policies, or nothing else
+ * (so an artifact whose last service is gone still owns, and empties, its tables); each extension renders
+ * the tables of its own objects.
+ */
+export function lowerArtifact(content: ArtifactContent): LoweredArtifact {
+  const tables: IrTable[] = [];
+  const header: Record<string, string> = {};
+  const hasLb = content.loadBalancers.length > 0 || content.policies.length > 0;
+  if (hasLb || content.extensionObjects.length === 0) {
+    tables.push(lowerNatTable(content));
+    if (content.settings.filter) tables.push(lowerFilterTable(content));
+  }
+  for (const extension of EXTENSIONS) {
+    const objects = content.extensionObjects.filter((o) => extension.kinds.includes(o.kind));
+    if (objects.length === 0) continue;
+    const output = extension.lower(objects);
+    tables.push(...output.tables);
+    Object.assign(header, output.header ?? {});
+  }
+  return { tables, header };
 }

@@ -10,6 +10,7 @@ import {
   type IpAddress,
 } from './address.js';
 import { compareStrings, type DiagnosticBag, type Position } from './diagnostics.js';
+import type { CompilerExtension, ExtensionObject } from './extension.js';
 import type { Kind } from './kinds.js';
 import type { PathSegment } from './load.js';
 import type { ValidatedObject } from './validate.js';
@@ -113,6 +114,8 @@ export interface ArtifactSpec {
 }
 
 export interface Model {
+  /** Objects of extension kinds (mesh redirection, ...), sorted by kind and name. */
+  readonly extensionObjects: readonly ExtensionObject[];
   readonly loadBalancers: readonly LoadBalancer[];
   readonly policies: readonly NetworkPolicy[];
   readonly settings: readonly Settings[];
@@ -161,7 +164,7 @@ export function protocolOrder(p: Protocol): number {
 
 type Spec = Record<string, unknown>;
 
-function makeOrigin(object: ValidatedObject): Origin {
+export function makeOrigin(object: ValidatedObject): Origin {
   const specPath = (path: readonly PathSegment[]) => ['spec', ...path];
   return {
     ref: `${object.kind}/${object.name}`,
@@ -452,7 +455,11 @@ function buildArtifact(object: ValidatedObject, bag: DiagnosticBag): ArtifactSpe
   };
 }
 
-export function buildModel(objects: readonly ValidatedObject[], bag: DiagnosticBag): Model {
+export function buildModel(
+  objects: readonly ValidatedObject[],
+  bag: DiagnosticBag,
+  extensions: readonly CompilerExtension[],
+): Model {
   const seen = new Map<string, ValidatedObject>();
   const unique: ValidatedObject[] = [];
   for (const object of objects) {
@@ -472,7 +479,11 @@ export function buildModel(objects: readonly ValidatedObject[], bag: DiagnosticB
   const of = (kind: Kind) => unique.filter((o) => o.kind === kind);
   const byName = <T extends { name?: string | undefined }>(items: T[]) =>
     items.sort((a, b) => compareStrings(a.name ?? '', b.name ?? ''));
+  const extensionObjects = unique
+    .flatMap((o) => extensions.find((e) => e.kinds.includes(o.kind))?.build(o, bag) ?? [])
+    .sort((a, b) => compareStrings(a.kind, b.kind) || compareStrings(a.name, b.name));
   return {
+    extensionObjects,
     loadBalancers: byName(of('LoadBalancer').flatMap((o) => buildLoadBalancer(o, bag) ?? [])),
     policies: byName(of('NetworkPolicy').map((o) => buildPolicy(o, bag))),
     settings: byName(of('Settings').map((o) => buildSettings(o, bag))),
