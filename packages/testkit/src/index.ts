@@ -24,3 +24,4 @@ export {
   type LbTopologyOptions,
   type LbConnectOptions,
 } from './lb-topology.js';
+export { startClientAgent, type ClientAgent } from './traffic.js';

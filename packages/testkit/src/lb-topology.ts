@@ -4,8 +4,9 @@ import { createNftDriver, findNft, type NftDriver, type NftResult } from '@nftop
 import { createNetns, deleteNetns } from './netns.js';
 import {
   assertDocumentationAddress,
-  runClient,
+  startClientAgent,
   startServer,
+  type ClientAgent,
   summarize,
   type ConnectResult,
   type ServerHandle,
@@ -158,11 +159,13 @@ export async function createLbTopology(options: LbTopologyOptions = {}): Promise
   const prefix = options.prefix ?? 'nftops-lb';
   const created: string[] = [];
   const servers: ServerHandle[] = [];
+  let agent: Promise<ClientAgent> | undefined;
   let destroyed = false;
   const destroy = async () => {
     if (destroyed) return;
     destroyed = true;
-    await Promise.allSettled(servers.map((server) => server.stop()));
+    const stopAgent = agent?.then((client) => client.stop());
+    await Promise.allSettled([...servers.map((server) => server.stop()), ...(stopAgent ? [stopAgent] : [])]);
     for (const netns of created) await deleteNetns(netns);
   };
 
@@ -233,7 +236,8 @@ export async function createLbTopology(options: LbTopologyOptions = {}): Promise
     const namespaces = { client: clientNetns, lb: lbNetns, backend: backendNetns };
     let nextSourcePort = 20_000;
 
-    const connectMany = (connect: LbConnectOptions) => {
+    const connectMany = async (connect: LbConnectOptions) => {
+      if (destroyed) throw new Error('the topology has been destroyed');
       const source = connect.source ?? clientAddresses.find((address) => v6(address) === v6(connect.vip));
       for (const address of connect.sources?.length ? connect.sources : source !== undefined ? [source] : []) {
         if (!clientAddresses.includes(address)) throw new Error(`${address} is not a client address`);
@@ -241,7 +245,9 @@ export async function createLbTopology(options: LbTopologyOptions = {}): Promise
       if (nextSourcePort + connect.count > 65_000) throw new Error('this topology has used up its source ports; create a new one');
       const firstSourcePort = nextSourcePort;
       nextSourcePort += connect.count;
-      return runClient({ ...connect, netns: clientNetns, source, firstSourcePort });
+      // One long-lived client process per topology: a process start costs far more than a connection.
+      agent ??= startClientAgent(clientNetns);
+      return (await agent).run({ ...connect, source, firstSourcePort });
     };
 
     return {

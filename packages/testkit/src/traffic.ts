@@ -177,13 +177,14 @@ function waitForReady(child: ResultPromise, timeoutMs: number): Promise<void> {
 
 /**
  * The client: opens COUNT connections (TCP) or sends COUNT datagrams from fresh sockets (UDP), at most CONCURRENCY
- * at a time, each from its own explicit source port so no two flows ever share a conntrack tuple. Prints one JSON
- * array of results.
+ * at a time, each from its own explicit source port so no two flows ever share a conntrack tuple.
+ * One-shot mode (config in argv): prints one JSON array of results and exits. Agent mode (no argv): reads one JSON
+ * request `{id, ...config}` per stdin line, runs requests concurrently, answers each with a line `{id, results}`,
+ * and exits when stdin closes: one long-lived process per client namespace instead of one per batch.
  */
 const CLIENT_SCRIPT = String.raw`
 const net = require('node:net');
 const dgram = require('node:dgram');
-const c = JSON.parse(process.argv[1]);
 const LINE = /^(\[([^\]]+)\]|([^:\s]+)):(\d+) saw (\[([^\]]+)\]|([^:\s]+)):(\d+)\s*$/;
 function parse(text) {
   const m = LINE.exec(text);
@@ -200,8 +201,8 @@ function classify(error) {
     default: return 'error';
   }
 }
-const family = net.isIP(c.vip);
-function once(index) {
+function once(c, index) {
+  const family = net.isIP(c.vip);
   const localPort = c.firstSourcePort + index;
   const source = c.sources.length ? c.sources[index % c.sources.length] : undefined;
   return new Promise((resolve) => {
@@ -235,13 +236,30 @@ function once(index) {
     }
   });
 }
-(async () => {
+async function run(c) {
   const results = new Array(c.count);
   let next = 0;
-  const worker = async () => { while (next < c.count) { const i = next++; results[i] = await once(i); } };
+  const worker = async () => { while (next < c.count) { const i = next++; results[i] = await once(c, i); } };
   await Promise.all(Array.from({ length: Math.min(c.concurrency, c.count) }, worker));
-  process.stdout.write(JSON.stringify(results));
-})();
+  return results;
+}
+if (process.argv[1]) {
+  run(JSON.parse(process.argv[1])).then((results) => process.stdout.write(JSON.stringify(results)));
+} else {
+  let buffer = '';
+  process.stdin.setEncoding('utf8');
+  process.stdin.on('data', (chunk) => {
+    buffer += chunk;
+    let newline;
+    while ((newline = buffer.indexOf('\n')) >= 0) {
+      const request = JSON.parse(buffer.slice(0, newline));
+      buffer = buffer.slice(newline + 1);
+      run(request).then((results) => process.stdout.write(JSON.stringify({ id: request.id, results }) + '\n'));
+    }
+  });
+  process.stdin.on('end', () => process.exit(0));
+  process.stdout.write('ready\n');
+}
 `;
 
 export type ConnectFailure = 'timeout' | 'refused' | 'reset' | 'unreachable' | 'empty' | 'garbled' | 'error';
@@ -287,16 +305,26 @@ export interface ConnectOptions {
   readonly firstSourcePort: number;
 }
 
-/** Runs the client in OPTIONS.netns and returns one result per connection, in order. */
-export async function runClient(options: ConnectOptions): Promise<ConnectResult[]> {
+type ClientConfig = {
+  vip: string;
+  port: number;
+  protocol: TrafficProtocol;
+  count: number;
+  sources: string[];
+  timeoutMs: number;
+  concurrency: number;
+  firstSourcePort: number;
+};
+
+function clientConfig(options: Omit<ConnectOptions, 'netns'>): { config: ClientConfig; budget: number } {
   assertDocumentationAddress(options.vip);
   const sources = options.sources?.length ? [...options.sources] : options.source !== undefined ? [options.source] : [];
   for (const source of sources) assertDocumentationAddress(source);
-  if (!Number.isInteger(options.count) || options.count < 1) throw new Error('runClient: count must be a positive integer');
+  if (!Number.isInteger(options.count) || options.count < 1) throw new Error('client: count must be a positive integer');
   const timeoutMs = options.timeoutMs ?? 1_000;
   const concurrency = Math.max(1, options.concurrency ?? 8);
   if (options.firstSourcePort < 1024 || options.firstSourcePort + options.count > 65_535) {
-    throw new Error(`runClient: source ports ${options.firstSourcePort}+${options.count} out of range`);
+    throw new Error(`client: source ports ${options.firstSourcePort}+${options.count} out of range`);
   }
   const config = {
     vip: options.vip,
@@ -308,8 +336,14 @@ export async function runClient(options: ConnectOptions): Promise<ConnectResult[
     concurrency,
     firstSourcePort: options.firstSourcePort,
   };
-  // Bound the whole run: every connection ends within timeoutMs, plus node start-up and slack.
+  // Bound the whole run: every connection ends within timeoutMs, plus start-up and slack.
   const budget = Math.ceil(options.count / concurrency) * (timeoutMs + 200) + 15_000;
+  return { config, budget };
+}
+
+/** Runs the client once in OPTIONS.netns (a fresh process) and returns one result per connection, in order. */
+export async function runClient(options: ConnectOptions): Promise<ConnectResult[]> {
+  const { config, budget } = clientConfig(options);
   const result = await execa('ip', ['netns', 'exec', options.netns, process.execPath, '-e', CLIENT_SCRIPT, JSON.stringify(config)], {
     reject: false,
     timeout: budget,
@@ -318,6 +352,90 @@ export async function runClient(options: ConnectOptions): Promise<ConnectResult[
   if (result.timedOut) throw new Error(`client did not finish within ${budget} ms`);
   if (result.exitCode !== 0) throw new Error(`client failed (exit ${result.exitCode}): ${String(result.stderr).trim()}`);
   return JSON.parse(String(result.stdout)) as ConnectResult[];
+}
+
+export interface ClientAgent {
+  readonly netns: string;
+  readonly pid: number | undefined;
+  /** Like runClient, without starting a process; concurrent calls run concurrently. */
+  run(options: Omit<ConnectOptions, 'netns'>): Promise<ConnectResult[]>;
+  stop(): Promise<void>;
+}
+
+/** Starts a long-lived client process in NETNS; every run() is a request to it. */
+export async function startClientAgent(netns: string): Promise<ClientAgent> {
+  const child = execa('ip', ['netns', 'exec', netns, process.execPath, '-e', CLIENT_SCRIPT], {
+    stdin: 'pipe',
+    reject: false,
+    buffer: false,
+  });
+  try {
+    await waitForReady(child, 10_000);
+  } catch (error) {
+    child.kill('SIGKILL');
+    await child;
+    throw error;
+  }
+  const pending = new Map<number, { resolve: (results: ConnectResult[]) => void; reject: (error: Error) => void; timer: NodeJS.Timeout }>();
+  let nextId = 1;
+  let buffer = '';
+  let exited: Error | undefined;
+  child.stdout?.setEncoding('utf8');
+  child.stdout?.on('data', (chunk: string) => {
+    buffer += chunk;
+    let newline;
+    while ((newline = buffer.indexOf('\n')) >= 0) {
+      const line = buffer.slice(0, newline);
+      buffer = buffer.slice(newline + 1);
+      if (!line.startsWith('{')) continue;
+      const { id, results } = JSON.parse(line) as { id: number; results: ConnectResult[] };
+      const waiter = pending.get(id);
+      if (!waiter) continue;
+      pending.delete(id);
+      clearTimeout(waiter.timer);
+      waiter.resolve(results);
+    }
+  });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  void child.then(() => {
+    exited = new Error(`client agent in ${netns} exited: ${stderr.trim()}`);
+    for (const waiter of pending.values()) {
+      clearTimeout(waiter.timer);
+      waiter.reject(exited);
+    }
+    pending.clear();
+  });
+  return {
+    netns,
+    pid: child.pid,
+    run(options) {
+      const { config, budget } = clientConfig(options);
+      if (exited) return Promise.reject(exited);
+      const id = nextId++;
+      return new Promise<ConnectResult[]>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          pending.delete(id);
+          reject(new Error(`client agent did not answer within ${budget} ms`));
+        }, budget);
+        pending.set(id, { resolve, reject, timer });
+        child.stdin?.write(`${JSON.stringify({ id, ...config })}\n`);
+      });
+    },
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.stdin?.end();
+        const killer = setTimeout(() => child.kill('SIGKILL'), 2_000);
+        try {
+          await child;
+        } finally {
+          clearTimeout(killer);
+        }
+      }
+    },
+  };
 }
 
 export interface TrafficSummary {

@@ -4,6 +4,7 @@ import {
   createLbTopology,
   isDocumentationAddress,
   kernelAvailable,
+  runClient,
   summarize,
   withLbTopology,
   type LbTopology,
@@ -77,6 +78,9 @@ describe.runIf(kernelAvailable())('LB topology with hand-written rules', () => {
       expect(c.bySawSource).toEqual({ '203.0.113.2': 15, '203.0.113.77': 15 });
       expect(c.bySource['203.0.113.77']!.ok).toBe(15);
       await expect(t.traffic({ vip: '192.0.2.10', port: 80, count: 1, source: '203.0.113.99' })).rejects.toThrow(/not a client address/);
+      // The one-shot client (its own process) works the same way as the topology's long-lived one.
+      const once = await runClient({ netns: t.clientNetns, vip: '192.0.2.10', port: 80, count: 3, source: '203.0.113.2', firstSourcePort: 60_000 });
+      expect(summarize(once).bySawSource).toEqual({ '203.0.113.2': 3 });
     });
   });
 
@@ -141,9 +145,11 @@ table inet nftops_lb {
     const names = [t.clientNetns, t.lbNetns, t.backendNetns];
     expect(names.every(nsExists)).toBe(true);
     const server = await t.startServer('backend', ['198.51.100.10'], [9000], ['tcp']);
+    expect((await t.traffic({ vip: '192.0.2.10', port: 80, count: 1 })).failures).toEqual({ refused: 1 });
     await t.destroy();
     await t.destroy();
     expect(names.some(nsExists)).toBe(false);
+    await expect(t.traffic({ vip: '192.0.2.10', port: 80, count: 1 })).rejects.toThrow(/destroyed/);
     expect(() => process.kill(server.pid!, 0)).toThrow();
   });
 
