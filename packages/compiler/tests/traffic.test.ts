@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { compile, formatDiagnostic } from '@nftops/compiler';
 import { createNftDriver } from '@nftops/nft-driver';
@@ -15,6 +15,7 @@ import { kernelAvailable, withLbTopology, type LbTopology, type LbTopologyOption
  */
 
 const FIXTURES = new URL('./fixtures/traffic/', import.meta.url);
+const EXAMPLES = new URL('../../../examples/', import.meta.url);
 const nft = createNftDriver();
 
 const VIPS = ['192.0.2.10', '192.0.2.11', '192.0.2.12', '2001:db8:f::10', '2001:db8:f::11', '2001:db8:f::12'];
@@ -29,6 +30,19 @@ function artifactFor(fixture: string, extra?: string): string {
   const errors = result.diagnostics.filter((d) => d.severity === 'error').map(formatDiagnostic);
   expect(errors, `compile ${fixture}`).toEqual([]);
   expect(result.ok).toBe(true);
+  expect(result.artifacts).toHaveLength(1);
+  return result.artifacts[0]!.text;
+}
+
+/** Compiles every YAML file of examples/NAME and returns the single artifact's text. */
+function exampleArtifact(name: string): string {
+  const dir = new URL(`${name}/`, EXAMPLES);
+  const sources = readdirSync(dir)
+    .filter((file) => /\.ya?ml$/.test(file))
+    .sort()
+    .map((file) => ({ path: `examples/${name}/${file}`, text: readFileSync(new URL(file, dir), 'utf8') }));
+  const result = compile(sources);
+  expect(result.diagnostics.filter((d) => d.severity === 'error').map(formatDiagnostic)).toEqual([]);
   expect(result.artifacts).toHaveLength(1);
   return result.artifacts[0]!.text;
 }
@@ -331,6 +345,67 @@ spec:
         ]);
         await othersWork(t);
       });
+    });
+  });
+
+  describe('the committed examples behave as their comments say', () => {
+    it('lbaas-request: the policies of the ch-k8s-lbaas debug request, per backend, TCP and UDP', async () => {
+      const inside = '203.0.113.10'; // allow-http's 203.0.113.0/24 minus its except 203.0.113.128/25
+      const excepted = '203.0.113.200';
+      await scenario(
+        exampleArtifact('lbaas-request'),
+        {
+          vips: ['192.0.2.10'],
+          clientAddresses: [inside, excepted],
+          backendAddresses: ['198.51.100.11', '198.51.100.12', '198.51.100.13'],
+          serverPorts: [8080, 8443, 5353],
+        },
+        async (t) => {
+          // http 80 -> 8080, round robin: .11 and .12 (allow-http) answer, .13 (block-range: TCP 8443 only) drops.
+          const http = await t.traffic({ vip: '192.0.2.10', port: 80, source: inside, count: 30, timeoutMs: 500, concurrency: 15 });
+          expect(http.byBackend).toEqual({ '198.51.100.11:8080': 10, '198.51.100.12:8080': 10 });
+          expect(http.failures).toEqual({ timeout: 10 });
+          // From the except range nobody answers on 8080.
+          await expectBlocked(t, '192.0.2.10', 80, 'tcp', excepted, 'timeout', 6);
+          // dns 53 -> 5353/UDP: allow-dns admits any source on every pod.
+          const dns = await t.traffic({ vip: '192.0.2.10', port: 53, protocol: 'udp', sources: [inside, excepted], count: 30 });
+          expect(dns.byBackend).toEqual({ '198.51.100.11:5353': 10, '198.51.100.12:5353': 10, '198.51.100.13:5353': 10 });
+          // alt 8443: only .13 (block-range, 203.0.113.0/24 without except) admits it, from both sources.
+          const alt = await t.traffic({ vip: '192.0.2.10', port: 8443, sources: [inside, excepted], count: 30, timeoutMs: 500, concurrency: 15 });
+          expect(alt.byBackend).toEqual({ '198.51.100.13:8443': 10 });
+          expect(alt.failures).toEqual({ timeout: 20 });
+        },
+      );
+    });
+
+    it('dual-stack: weighted IPv4 with a quarantined pod, source-hash IPv6 without SNAT, custom names and marks', async () => {
+      const allowed4 = '203.0.113.70'; // web-clients: 203.0.113.0/24 except 203.0.113.0/26
+      const excepted4 = '203.0.113.10';
+      const allowed6 = '2001:db8:c::70';
+      await scenario(
+        exampleArtifact('dual-stack'),
+        {
+          vips: ['192.0.2.20', '2001:db8:f::20', '2001:db8:f::30'],
+          clientAddresses: [allowed4, excepted4, allowed6],
+          backendAddresses: ['198.51.100.21', '198.51.100.22', '198.51.100.23', '2001:db8:b::21', '2001:db8:b::22'],
+          serverPorts: [8443, 9443],
+        },
+        async (t) => {
+          // Weights 2:1:1 over 40 flows: 20 / 10 / 10; .23 (port 9443) is quarantined (ingress: []), so its 10 drop.
+          const v4 = await t.traffic({ vip: '192.0.2.20', port: 443, source: allowed4, count: 40, timeoutMs: 500, concurrency: 20 });
+          expect(v4.byBackend).toEqual({ '198.51.100.21:8443': 20, '198.51.100.22:8443': 10 });
+          expect(v4.failures).toEqual({ timeout: 10 });
+          expect(v4.bySawSource).toEqual({ [LB4]: 30 });
+          await expectBlocked(t, '192.0.2.20', 443, 'tcp', excepted4, 'timeout', 8);
+          // IPv6: source-hash (one backend for the one client), SNAT off: the pods see the client.
+          for (const protocol of ['tcp', 'udp'] as const) {
+            const v6 = await t.traffic({ vip: '2001:db8:f::20', port: 443, protocol, source: allowed6, count: 10 });
+            expect(v6.ok, `${protocol}: ${JSON.stringify(v6)}`).toBe(10);
+            expect(Object.keys(v6.byBackend)).toHaveLength(1);
+            expect(v6.bySawSource).toEqual({ [allowed6]: 10 });
+          }
+        },
+      );
     });
   });
 });

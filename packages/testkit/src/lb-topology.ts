@@ -21,6 +21,7 @@ import {
  *   c0 203.0.113.x/24  ── lc 203.0.113.1/24    lb 198.51.100.1/24 ──  b0 198.51.100.10, .11, .12 /24
  *      2001:db8:c::x/64       2001:db8:c::1/64     2001:db8:b::1/64      2001:db8:b::10, ::11, ::12 /64
  *   default via the LB        forwarding on (v4 + v6)                default via the LB (optional)
+ *   (per family in use)                                              (per family in use)
  *                             VIPs 192.0.2.10, 2001:db8:f::10 on lo (vipMode 'local', the default: how
  *                             keepalived does it) or nowhere (vipMode 'routed': the client's route alone
  *                             brings VIP traffic to the LB, which only forwards what it DNATs)
@@ -205,15 +206,17 @@ export async function createLbTopology(options: LbTopologyOptions = {}): Promise
       'link set lc up',
       'link set lb up',
     ]);
-    const backendRoutes = (options.backendDefaultRoute ?? true)
-      ? [`route add default via ${LB_BACKEND_SIDE.v4}`, `route add default via ${LB_BACKEND_SIDE.v6}`]
-      : [];
+    // A default route per family that has addresses (a gateway is only reachable through an on-link prefix).
+    const defaults = (addresses: readonly string[], gateways: { v4: string; v6: string }) => [
+      ...(addresses.some((a) => !v6(a)) ? [`route add default via ${gateways.v4}`] : []),
+      ...(addresses.some(v6) ? [`route add default via ${gateways.v6}`] : []),
+    ];
+    const backendRoutes = (options.backendDefaultRoute ?? true) ? defaults(backendAddresses, LB_BACKEND_SIDE) : [];
     await Promise.all([
       ipBatch(clientNetns, [
         ...clientAddresses.map((address) => addr('c0', address, 24, 64)),
         'link set c0 up',
-        `route add default via ${LB_CLIENT_SIDE.v4}`,
-        `route add default via ${LB_CLIENT_SIDE.v6}`,
+        ...defaults(clientAddresses, LB_CLIENT_SIDE),
       ]),
       ipBatch(backendNetns, [...backendAddresses.map((address) => addr('b0', address, 24, 64)), 'link set b0 up', ...backendRoutes]),
     ]);
