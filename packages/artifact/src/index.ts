@@ -10,3 +10,19 @@ export {
   type TableFamily,
   type TableRef,
 } from './artifact.js';
+export {
+  ROUTING_HEADER_FIELD,
+  formatRouting,
+  formatRoutingItem,
+  parseRouting,
+  routingOfHeader,
+  routingRemoved,
+  validateRoutingItem,
+  type ParseRoutingResult,
+  type Routing,
+  type RoutingAddress,
+  type RoutingFamily,
+  type RoutingItem,
+  type RoutingRoute,
+  type RoutingRule,
+} from './routing.js';

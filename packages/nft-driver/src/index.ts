@@ -2,3 +2,16 @@ export type { NftDriver, NftTarget, NftResult, NftDiagnostic, NftTableJson } fro
 export { NftNotFoundError, NftTimeoutError, parseNftDiagnostics } from './driver.js';
 export { createNftDriver, findNft, type NftDriverOptions } from './exec-driver.js';
 export { FakeNftDriver, type FakeNftCall } from './fake-driver.js';
+export {
+  createIpRouting,
+  FakeIpRouting,
+  IpRoutingError,
+  ipRoutingKey,
+  type IpFamily,
+  type IpRoutingChange,
+  type IpRoutingDriver,
+  type IpRoutingItem,
+  type IpRoutingOptions,
+  type IpRoutingSpec,
+  type IpRoutingTarget,
+} from './ip-routing.js';
