@@ -36,6 +36,11 @@ export interface IrChain {
 export interface IrRule {
   readonly match: readonly string[];
   readonly actions: readonly string[];
+  /**
+   * Statements placed after the match but before `counter` (rare: Istio's `tproxy ... meta mark set ...
+   * counter accept` counts only packets that got past the tproxy statement). Absent for most rules.
+   */
+  readonly statements?: readonly string[];
   /** `Kind/name` of the object the rule comes from. */
   readonly source: string;
   readonly detail?: string;
@@ -45,7 +50,10 @@ export interface IrSet {
   readonly name: string;
   readonly type: string;
   readonly flags: readonly string[];
+  /** Elements as nft text; an element may carry its own `comment "..."`. */
   readonly elements: readonly string[];
+  /** The set's own comment, when it has one. */
+  readonly comment?: string;
 }
 
 export interface IrMap {

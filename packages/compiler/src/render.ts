@@ -9,7 +9,7 @@ export interface RenderedBody {
 
 function renderRule(rule: IrRule): string {
   const note = rule.detail ? `${rule.source} ${rule.detail}` : rule.source;
-  return [...rule.match, 'counter', ...rule.actions, comment(note)].join(' ');
+  return [...rule.match, ...(rule.statements ?? []), 'counter', ...rule.actions, comment(note)].join(' ');
 }
 
 function renderChain(chain: IrChain, lines: string[], sources: Map<number, string>): void {
@@ -39,6 +39,7 @@ export function renderTables(tables: readonly IrTable[]): RenderedBody {
     lines.push(`table ${ref}`, `delete table ${ref}`, `table ${ref} {`, `\t${comment(table.comment)}`);
     for (const set of table.sets) {
       lines.push('', `\tset ${set.name} {`, `\t\ttype ${set.type}`);
+      if (set.comment !== undefined) lines.push(`\t\t${comment(set.comment)}`);
       if (set.flags.length > 0) lines.push(`\t\tflags ${set.flags.join(', ')}`);
       if (set.elements.length > 0) lines.push(`\t\telements = { ${set.elements.join(', ')} }`);
       lines.push('\t}');
