@@ -48,6 +48,7 @@ export interface IrRule {
 
 export interface IrSet {
   readonly name: string;
+  /** The full type line: `type ipv4_addr . inet_service` or `typeof ip daddr`. */
   readonly type: string;
   readonly flags: readonly string[];
   /** Elements as nft text; an element may carry its own `comment "..."`. */
@@ -58,6 +59,7 @@ export interface IrSet {
 
 export interface IrMap {
   readonly name: string;
+  /** The full type line: `type ipv4_addr : verdict` or `typeof ... : ...`. */
   readonly type: string;
   readonly flags: readonly string[];
   readonly elements: readonly (readonly [string, string])[];

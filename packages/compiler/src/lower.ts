@@ -1,7 +1,7 @@
 import { compareAddresses, type IpAddress } from './address.js';
 import type { ExtensionObject } from './extension.js';
 import { EXTENSIONS } from './extensions.js';
-import type { IrChain, IrRule, IrTable } from './ir.js';
+import type { IrChain, IrMap, IrRule, IrSet, IrTable } from './ir.js';
 import type { Backend, LoadBalancer, NetworkPolicy, PolicyPort, PolicyRule, Protocol, ServicePort, Settings } from './model.js';
 import { protocolOrder } from './model.js';
 import { addressName, addressPort, familyKeyword, hex32, identifier, setOf } from './nft-text.js';
@@ -76,46 +76,41 @@ export function dnatStatement(service: LoadBalancer, port: ServicePort): string 
   return `dnat ${family} to ${selector} map { ${entries.join(', ')} }`;
 }
 
-function lowerNatTable(content: ArtifactContent): IrTable {
-  const { settings } = content;
-  const prefix = settings.namePrefix;
+/** The statements that mark a load-balanced flow (and, with SNAT, the packet for masquerade). */
+function markStatements(settings: Settings, service: LoadBalancer): string[] {
+  const snat = service.snat ?? settings.snat;
   const lbMask = settings.mark.mask | settings.snatMark.mask;
-  const dnat: IrRule[] = [];
-  const empty: IrRule[] = [];
-  let anySnat = false;
-  for (const forward of forwardsOf(content.loadBalancers)) {
-    const { service, port } = forward;
-    const source = service.origin.ref;
-    if (service.backends.length === 0) {
-      const verdict =
-        settings.emptyBackends === 'drop' ? 'drop' : port.protocol === 'tcp' ? 'reject with tcp reset' : 'reject';
-      empty.push({ match: matchForward(forward), actions: [verdict], source, detail: `${detail(port)} no backends` });
-      continue;
-    }
-    const snat = service.snat ?? settings.snat;
-    anySnat ||= snat;
-    const markValue = settings.mark.value | (snat ? settings.snatMark.value : 0);
-    dnat.push({
-      match: matchForward(forward),
-      actions: [
-        `meta mark set meta mark & ${hex32(~lbMask)} | ${hex32(markValue)}`,
-        `ct mark set ct mark & ${hex32(~settings.mark.mask)} | ${hex32(settings.mark.value)}`,
-        dnatStatement(service, port),
-      ],
-      source,
-      detail: detail(port),
-    });
-  }
-  const chains: IrChain[] = [
+  const markValue = settings.mark.value | (snat ? settings.snatMark.value : 0);
+  return [
+    `meta mark set meta mark & ${hex32(~lbMask)} | ${hex32(markValue)}`,
+    `ct mark set ct mark & ${hex32(~settings.mark.mask)} | ${hex32(settings.mark.value)}`,
+  ];
+}
+
+function emptyVerdict(settings: Settings, protocol: Protocol): string {
+  return settings.emptyBackends === 'drop' ? 'drop' : protocol === 'tcp' ? 'reject with tcp reset' : 'reject';
+}
+
+function usesSnat(content: ArtifactContent): boolean {
+  return content.loadBalancers.some((s) => s.backends.length > 0 && (s.snat ?? content.settings.snat));
+}
+
+function lowerNatTable(content: ArtifactContent): IrTable {
+  return content.settings.layout === 'maps' ? lowerNatTableMaps(content) : lowerNatTablePerService(content);
+}
+
+function natBaseChains(content: ArtifactContent, prerouting: IrRule[]): IrChain[] {
+  const { settings } = content;
+  return [
     {
       name: identifier(settings.chains.prerouting),
       base: { type: 'nat', hook: 'prerouting', priority: settings.priorities.prerouting, policy: 'accept' },
-      rules: dnat,
+      rules: prerouting,
     },
     {
       name: identifier(settings.chains.postrouting),
       base: { type: 'nat', hook: 'postrouting', priority: settings.priorities.postrouting, policy: 'accept' },
-      rules: anySnat
+      rules: usesSnat(content)
         ? [
             {
               match: [`meta mark & ${hex32(settings.snatMark.mask)} == ${hex32(settings.snatMark.value)}`],
@@ -127,23 +122,144 @@ function lowerNatTable(content: ArtifactContent): IrTable {
         : [],
     },
   ];
-  if (empty.length > 0) {
-    // reject is not a NAT verdict, so services without backends are answered from a filter chain that
-    // runs just before DNAT would.
-    chains.push({
-      name: identifier(`${prefix}no-backends`),
-      base: { type: 'filter', hook: 'prerouting', priority: settings.priorities.prerouting - 10, policy: 'accept' },
-      rules: empty,
-    });
-  }
+}
+
+function natTable(settings: Settings, chains: IrChain[], sets: IrSet[] = [], maps: IrMap[] = []): IrTable {
   return {
     family: 'inet',
     name: identifier(settings.tables.nat),
     comment: `nftops: load balancing (${settingsRef(settings)})`,
-    sets: [],
-    maps: [],
+    sets,
+    maps,
     chains,
   };
+}
+
+function noBackendsChain(settings: Settings, rules: IrRule[]): IrChain {
+  // reject is not a NAT verdict, so services without backends are answered from a filter chain that runs
+  // just before DNAT would.
+  return {
+    name: identifier(`${settings.namePrefix}no-backends`),
+    base: { type: 'filter', hook: 'prerouting', priority: settings.priorities.prerouting - 10, policy: 'accept' },
+    rules,
+  };
+}
+
+/** One rule per service port: short files are easy to read, but every new flow walks the whole list. */
+function lowerNatTablePerService(content: ArtifactContent): IrTable {
+  const { settings } = content;
+  const dnat: IrRule[] = [];
+  const empty: IrRule[] = [];
+  for (const forward of forwardsOf(content.loadBalancers)) {
+    const { service, port } = forward;
+    const source = service.origin.ref;
+    if (service.backends.length === 0) {
+      empty.push({ match: matchForward(forward), actions: [emptyVerdict(settings, port.protocol)], source, detail: `${detail(port)} no backends` });
+      continue;
+    }
+    dnat.push({
+      match: matchForward(forward),
+      actions: [...markStatements(settings, service), dnatStatement(service, port)],
+      source,
+      detail: detail(port),
+    });
+  }
+  const chains = natBaseChains(content, dnat);
+  if (empty.length > 0) chains.push(noBackendsChain(settings, empty));
+  return natTable(settings, chains);
+}
+
+/** The key of a forward in the dispatch and backend maps: `address . protocol . port`. */
+function forwardKey(forward: Forward): string {
+  return `${forward.service.address.text} . ${forward.port.protocol} . ${forward.port.port}`;
+}
+
+/**
+ * Constant per-packet cost: one verdict-map lookup on `daddr . l4proto . dport` jumps to the service's own
+ * chain, whose single rule looks the backend up in a shared named map keyed by `daddr . l4proto . dport .
+ * index`. Each service keeps its own rule, so `numgen inc` counts per service (exact round robin per
+ * service), and no anonymous map is created per service (nft scans every anonymous map on each rule it
+ * adds). Weights expand into several indexes of one backend.
+ */
+function lowerNatTableMaps(content: ArtifactContent): IrTable {
+  const { settings } = content;
+  const prefix = settings.namePrefix;
+  const dispatch: Record<4 | 6, [string, string][]> = { 4: [], 6: [] };
+  const backends: Record<4 | 6, [string, string][]> = { 4: [], 6: [] };
+  const empty: Record<4 | 6, string[]> = { 4: [], 6: [] };
+  const serviceChains: IrChain[] = [];
+  for (const forward of forwardsOf(content.loadBalancers)) {
+    const { service, port } = forward;
+    const family = service.address.family;
+    const key = forwardKey(forward);
+    if (service.backends.length === 0) {
+      empty[family].push(key);
+      continue;
+    }
+    const chain = identifier(`${prefix}svc-${addressName(service.address)}-${port.protocol}-${port.port}`);
+    dispatch[family].push([key, `goto ${chain}`]);
+    const divisor = service.backends.reduce((g, b) => gcd(g, b.weight), 0);
+    let index = 0;
+    for (const backend of service.backends) {
+      for (let k = 0; k < backend.weight / divisor; k++) {
+        backends[family].push([`${key} . ${index++}`, `${backend.address.text} . ${backend.port ?? port.targetPort}`]);
+      }
+    }
+    const fam = familyKeyword(service.address);
+    const selector =
+      service.scheduler === 'round-robin'
+        ? `numgen inc mod ${index}`
+        : service.scheduler === 'random'
+          ? `numgen random mod ${index}`
+          : `jhash ${fam} saddr mod ${index} seed 0x0`;
+    serviceChains.push({
+      name: chain,
+      rules: [
+        {
+          match: [],
+          actions: [...markStatements(settings, service), `dnat ${fam} to ${fam} daddr . meta l4proto . th dport . ${selector} map @backends${family}`],
+          source: service.origin.ref,
+          detail: detail(port),
+        },
+      ],
+    });
+  }
+  const source = settingsRef(settings);
+  // The counter must come before the vmap's key expression, so the family test is the match.
+  const dispatchRules: IrRule[] = ([4, 6] as const).map((family) => ({
+    match: [`meta nfproto ipv${family}`],
+    actions: [`${family === 4 ? 'ip' : 'ip6'} daddr . meta l4proto . th dport vmap @dispatch${family}`],
+    source,
+    detail: `IPv${family} services`,
+  }));
+  const emptyRules: IrRule[] = ([4, 6] as const).flatMap((family) => {
+    const match = `${family === 4 ? 'ip' : 'ip6'} daddr . meta l4proto . th dport @no-backends${family}`;
+    const rules: IrRule[] = [];
+    if (settings.emptyBackends === 'reject') {
+      rules.push({ match: [match, 'meta l4proto tcp'], actions: ['reject with tcp reset'], source, detail: `IPv${family} no backends` });
+    }
+    rules.push({ match: [match], actions: [emptyVerdict(settings, 'udp')], source, detail: `IPv${family} no backends` });
+    return rules;
+  });
+  const serviceKey = (family: 4 | 6) => `${family === 4 ? 'ipv4_addr' : 'ipv6_addr'} . inet_proto . inet_service`;
+  const fam = (family: 4 | 6) => (family === 4 ? 'ip' : 'ip6');
+  const chains = [...natBaseChains(content, dispatchRules), noBackendsChain(settings, emptyRules), ...serviceChains];
+  const maps: IrMap[] = ([4, 6] as const).flatMap((family) => [
+    { name: `dispatch${family}`, type: `type ${serviceKey(family)} : verdict`, flags: [], elements: dispatch[family] },
+    {
+      name: `backends${family}`,
+      type: `typeof ${fam(family)} daddr . meta l4proto . th dport . numgen inc mod 1 : ${fam(family)} daddr . th dport`,
+      flags: [],
+      elements: backends[family],
+    },
+  ]);
+  const sets: IrSet[] = ([4, 6] as const).map((family) => ({
+    name: `no-backends${family}`,
+    type: `type ${serviceKey(family)}`,
+    flags: [],
+    elements: empty[family],
+  }));
+  return natTable(settings, chains, sets, maps);
 }
 
 function portMatches(ports: readonly PolicyPort[]): string[][] {
@@ -195,16 +311,34 @@ function lowerFilterTable(content: ArtifactContent): IrTable {
   const lbFlow = `ct mark & ${hex32(settings.mark.mask)} == ${hex32(settings.mark.value)}`;
   const podSource = (policies: readonly NetworkPolicy[]) => policies[0]!.origin.ref;
   const podDetail = (pod: IpAddress) => `pod ${pod.text}`;
+  const forwardRules: IrRule[] =
+    settings.layout === 'maps'
+      ? ([4, 6] as const).map((family) => ({
+          match: [lbFlow, `meta nfproto ipv${family}`],
+          actions: [`${family === 4 ? 'ip' : 'ip6'} daddr vmap @pods${family}`],
+          source: settingsRef(settings),
+          detail: `IPv${family} pods`,
+        }))
+      : pods.map(({ pod, policies }) => ({
+          match: [lbFlow, `${familyKeyword(pod)} daddr ${pod.text}`],
+          actions: [`goto ${podChain(pod)}`],
+          source: podSource(policies),
+          detail: podDetail(pod),
+        }));
+  const maps: IrMap[] =
+    settings.layout === 'maps'
+      ? ([4, 6] as const).map((family) => ({
+          name: `pods${family}`,
+          type: `type ${family === 4 ? 'ipv4_addr' : 'ipv6_addr'} : verdict`,
+          flags: [],
+          elements: pods.filter(({ pod }) => pod.family === family).map(({ pod }) => [pod.text, `goto ${podChain(pod)}`] as [string, string]),
+        }))
+      : [];
   const chains: IrChain[] = [
     {
       name: identifier(settings.chains.forward),
       base: { type: 'filter', hook: 'forward', priority: settings.priorities.forward, policy: 'accept' },
-      rules: pods.map(({ pod, policies }) => ({
-        match: [lbFlow, `${familyKeyword(pod)} daddr ${pod.text}`],
-        actions: [`goto ${podChain(pod)}`],
-        source: podSource(policies),
-        detail: podDetail(pod),
-      })),
+      rules: forwardRules,
     },
     ...pods.map(({ pod, policies }) => ({
       name: podChain(pod),
@@ -223,7 +357,7 @@ function lowerFilterTable(content: ArtifactContent): IrTable {
     name: identifier(settings.tables.filter),
     comment: `nftops: network policies (${settingsRef(settings)})`,
     sets: [],
-    maps: [],
+    maps,
     chains,
   };
 }

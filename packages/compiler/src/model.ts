@@ -101,6 +101,11 @@ export interface Settings {
   readonly snatMark: Mark;
   readonly namePrefix: string;
   readonly emptyBackends: 'reject' | 'drop';
+  /**
+   * `maps`: per-packet cost independent of the number of services and pods (dispatch through verdict maps,
+   * backends in named maps). `per-service`: one rule per service port, easiest to read.
+   */
+  readonly layout: 'maps' | 'per-service';
 }
 
 export interface ArtifactSpec {
@@ -134,6 +139,7 @@ export const DEFAULT_SETTINGS: Settings = {
   snatMark: { value: 0x2, mask: 0x2 },
   namePrefix: '',
   emptyBackends: 'reject',
+  layout: 'maps',
 };
 
 const PROTOCOLS: Record<string, Protocol> = { TCP: 'tcp', UDP: 'udp', SCTP: 'sctp' };
@@ -404,6 +410,7 @@ function buildSettings(object: ValidatedObject, bag: DiagnosticBag): Settings {
     snatMark: spec.snatMark ?? d.snatMark,
     namePrefix: spec.namePrefix ?? d.namePrefix,
     emptyBackends: spec.emptyBackends ?? d.emptyBackends,
+    layout: spec.layout ?? d.layout,
   };
   for (const [key, name] of Object.entries(settings.tables)) checkName(bag, origin, ['tables', key], name, 'table name');
   for (const [key, name] of Object.entries(settings.chains)) checkName(bag, origin, ['chains', key], name, 'chain name');

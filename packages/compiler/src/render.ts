@@ -7,6 +7,14 @@ export interface RenderedBody {
   readonly lineSources: ReadonlyMap<number, string>;
 }
 
+/** One element per line, so a change to one service is a one-line diff in review. */
+function pushElements(lines: string[], elements: readonly string[]): void {
+  if (elements.length === 0) return;
+  lines.push('\t\telements = {');
+  elements.forEach((element, i) => lines.push(`\t\t\t${element}${i < elements.length - 1 ? ',' : ''}`));
+  lines.push('\t\t}');
+}
+
 function renderRule(rule: IrRule): string {
   const note = rule.detail ? `${rule.source} ${rule.detail}` : rule.source;
   return [...rule.match, ...(rule.statements ?? []), 'counter', ...rule.actions, comment(note)].join(' ');
@@ -38,16 +46,16 @@ export function renderTables(tables: readonly IrTable[]): RenderedBody {
     const ref = `${table.family} ${table.name}`;
     lines.push(`table ${ref}`, `delete table ${ref}`, `table ${ref} {`, `\t${comment(table.comment)}`);
     for (const set of table.sets) {
-      lines.push('', `\tset ${set.name} {`, `\t\ttype ${set.type}`);
+      lines.push('', `\tset ${set.name} {`, `\t\t${set.type}`);
       if (set.comment !== undefined) lines.push(`\t\t${comment(set.comment)}`);
       if (set.flags.length > 0) lines.push(`\t\tflags ${set.flags.join(', ')}`);
-      if (set.elements.length > 0) lines.push(`\t\telements = { ${set.elements.join(', ')} }`);
+      pushElements(lines, set.elements);
       lines.push('\t}');
     }
     for (const map of table.maps) {
-      lines.push('', `\tmap ${map.name} {`, `\t\ttype ${map.type}`);
+      lines.push('', `\tmap ${map.name} {`, `\t\t${map.type}`);
       if (map.flags.length > 0) lines.push(`\t\tflags ${map.flags.join(', ')}`);
-      if (map.elements.length > 0) lines.push(`\t\telements = { ${map.elements.map(([k, v]) => `${k} : ${v}`).join(', ')} }`);
+      pushElements(lines, map.elements.map(([k, v]) => `${k} : ${v}`));
       lines.push('\t}');
     }
     for (const chain of table.chains) {
