@@ -45,6 +45,21 @@ export const DIAGNOSTIC_CODES = {
   ARTIFACT_OUTPUT_CONFLICT: 'two Artifacts write the same file',
   ARTIFACT_EMPTY: 'an Artifact selects no objects (warning)',
   NFT_REJECTED: 'the kernel refused the rendered ruleset',
+  MESH_MODE_MISMATCH: 'a MeshRedirection carries settings of the other mode (sidecar vs ambient)',
+  MESH_EXCLUDE_WILDCARD: '"*" in the outbound IP ranges exclude list (Istio refuses it)',
+  MESH_INTERFACE_NAME: 'an interface name is not one Linux and nft accept',
+  MESH_USER_NAME: 'a user name for skuid is not a valid POSIX-style name',
+  MESH_GROUP_NAME: 'a group for skgid is neither a GID nor a valid POSIX-style name',
+  MESH_LOOPBACK_CIDR: 'hostIPv4LoopbackCidr is not an IPv4 loopback CIDR with a /8 to /32 mask',
+  MESH_DNS_NO_SERVERS: 'DNS capture is on without servers or captureAll, so Istio turns it off (warning)',
+  MESH_IPV6_IGNORED: 'an IPv6 value is given while ipv6 is off, so no rule uses it (warning)',
+  MESH_IPV6_DISABLED: 'an IPv6 pod address is enrolled on a node whose ipv6 is off',
+  MESH_OWNER_GROUPS_LIMIT: 'more than 64 owner groups are included',
+  MESH_KNOB_IGNORED: 'a mesh setting has no effect with the other settings given (warning)',
+  MESH_ROUTE_TABLE: "the TPROXY routing table is one of the kernel's own tables",
+  MESH_TABLE_CLASH: 'two mesh objects in one artifact render the same Istio tables',
+  MESH_DUPLICATE_POD_ADDRESS: 'an address is enrolled in the probe set twice',
+  MESH_ADDRESS_FAMILY: 'an address has the wrong family for its field',
 } as const;
 
 export type DiagnosticCode = keyof typeof DIAGNOSTIC_CODES;

@@ -3,7 +3,7 @@ import { SCHEMAS } from './schemas.generated.js';
 export const API_GROUP = 'nftops.dev';
 
 /** The kinds of the hub version, which the model is built from. */
-export type Kind = 'LoadBalancer' | 'NetworkPolicy' | 'Settings' | 'Artifact';
+export type Kind = 'LoadBalancer' | 'NetworkPolicy' | 'Settings' | 'Artifact' | 'MeshRedirection' | 'AmbientNode';
 
 interface VersionDefinition {
   /** Kind → JSON Schema of that kind in this version. */
@@ -23,6 +23,8 @@ export const VERSIONS: Readonly<Record<string, VersionDefinition>> = {
       NetworkPolicy: SCHEMAS['v1alpha1/networkpolicy.schema.json']!,
       Settings: SCHEMAS['v1alpha1/settings.schema.json']!,
       Artifact: SCHEMAS['v1alpha1/artifact.schema.json']!,
+      MeshRedirection: SCHEMAS['v1alpha1/meshredirection.schema.json']!,
+      AmbientNode: SCHEMAS['v1alpha1/ambientnode.schema.json']!,
     },
     toHub: (_kind, object) => object,
   },
