@@ -17,36 +17,58 @@ const VERBS = new Set(['add', 'create', 'insert', 'replace', 'delete', 'destroy'
 const OBJECTS = new Set(['table', 'chain', 'rule', 'set', 'map', 'element', 'counter', 'quota', 'limit', 'flowtable', 'secmark', 'synproxy']);
 const CT_OBJECTS = new Set(['helper', 'timeout', 'expectation']);
 
-interface Statement {
+export interface Statement {
+  /** 1-based line of the statement's first character. */
   readonly line: number;
+  /** The statement up to its first `{` (or all of it), trimmed. */
   readonly head: string;
+  /** Offsets of the whole statement in the text (end exclusive, before the terminating newline or `;`). */
+  readonly start: number;
+  readonly end: number;
+  /** Offsets of the content between the statement's outer braces, when it has a block. */
+  readonly block?: { readonly start: number; readonly end: number };
 }
 
-/** Splits TEXT into top-level statements, keeping only the part before the first `{` of each. */
-function topLevelStatements(text: string): Statement[] {
+/**
+ * Splits TEXT into its statements at brace depth 0 (comments and quoted strings respected). A statement ends
+ * at a newline or `;` at depth 0; a block `{ ... }` may span lines.
+ */
+export function splitStatements(text: string): Statement[] {
   const statements: Statement[] = [];
   let depth = 0;
   let head = '';
   let headDone = false;
   let line = 1;
   let startLine = 1;
+  let start = -1;
+  let blockStart = -1;
+  let block: { start: number; end: number } | undefined;
   let inString = false;
   let inComment = false;
-  const finish = () => {
-    if (head.trim() !== '') statements.push({ line: startLine, head: head.trim() });
+  const finish = (at: number) => {
+    if (head.trim() !== '' || block) statements.push({ line: startLine, head: head.trim(), start: start < 0 ? at : start, end: at, ...(block ? { block } : {}) });
     head = '';
     headDone = false;
+    start = -1;
+    block = undefined;
+  };
+  const mark = (i: number) => {
+    if (start < 0) {
+      start = i;
+      startLine = line;
+    }
   };
   for (let i = 0; i < text.length; i++) {
     const c = text[i]!;
-    if (c === '\n') line++;
     if (inComment) {
       if (c === '\n') {
         inComment = false;
-        if (depth === 0) finish();
+        line++;
+        if (depth === 0) finish(i);
       }
       continue;
     }
+    if (c === '\n') line++;
     if (inString) {
       if (c === '"') inString = false;
       if (depth === 0 && !headDone) head += c;
@@ -57,6 +79,7 @@ function topLevelStatements(text: string): Statement[] {
       continue;
     }
     if (c === '"') {
+      mark(i);
       inString = true;
       if (depth === 0 && !headDone) head += c;
       continue;
@@ -68,30 +91,38 @@ function topLevelStatements(text: string): Statement[] {
       continue;
     }
     if (c === '{') {
-      if (depth === 0) headDone = true;
+      mark(i);
+      if (depth === 0) {
+        headDone = true;
+        blockStart = i + 1;
+      }
       depth++;
       continue;
     }
     if (c === '}') {
       depth = Math.max(0, depth - 1);
+      if (depth === 0 && blockStart >= 0) {
+        block = { start: blockStart, end: i };
+        blockStart = -1;
+      }
       continue;
     }
     if (depth === 0 && (c === '\n' || c === ';')) {
-      finish();
+      finish(i);
       continue;
     }
     if (depth === 0 && !headDone) {
-      if (head.trim() === '' && !/\s/.test(c)) startLine = line;
+      if (!/\s/.test(c)) mark(i);
       head += c;
     }
   }
-  finish();
+  finish(text.length);
   return statements;
 }
 
 export function guardBody(body: string, tables: readonly TableRef[]): GuardResult {
   const owned = new Set(tables.map((t) => `${t.family} ${t.name}`));
-  for (const { line, head } of topLevelStatements(body)) {
+  for (const { line, head } of splitStatements(body)) {
     const tokens = head.split(/\s+/);
     let i = 0;
     const first = tokens[0]!;

@@ -29,9 +29,13 @@ function isDynamicSet(object: Record<string, unknown>): boolean {
   return Array.isArray(flags) ? flags.includes('dynamic') : flags === 'dynamic';
 }
 
+/**
+ * The canonical form: objects sorted (their listing order follows creation order, which the keep-base-chains
+ * apply changes), rules grouped by chain in their order within the chain (which matters).
+ */
 export function canonicalTable(json: NftTableJson | undefined): unknown {
   if (json === undefined) return null;
-  return json
+  const items = json
     .filter((item) => !('metainfo' in item))
     .map((item) => {
       for (const kind of ['set', 'map']) {
@@ -42,7 +46,11 @@ export function canonicalTable(json: NftTableJson | undefined): unknown {
         }
       }
       return normalise(item);
-    });
+    }) as Record<string, Record<string, unknown>>[];
+  const objects = items.filter((item) => !('rule' in item)).map((item) => JSON.stringify(item)).sort();
+  const rules = items.filter((item) => 'rule' in item);
+  const chains = [...new Set(rules.map((item) => String(item.rule!.chain)))].sort();
+  return [...objects.map((text) => JSON.parse(text) as unknown), ...chains.flatMap((chain) => rules.filter((item) => String(item.rule!.chain) === chain))];
 }
 
 /** One fingerprint for the given tables, in the given order. */

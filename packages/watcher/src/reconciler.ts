@@ -5,6 +5,7 @@ import type { Clock } from './clock.js';
 import type { SourceSpec } from './config.js';
 import { describeError, type WatchErrorCode } from './errors.js';
 import { fingerprint } from './fingerprint.js';
+import { keepBaseChains, leftovers } from './hitless.js';
 import type { Logger } from './log.js';
 import type { WatchMetrics } from './metrics.js';
 import {
@@ -497,25 +498,61 @@ export class Reconciler {
     }
   }
 
-  private async readFingerprint(tables: readonly TableRef[], nftTarget: NftTarget | undefined): Promise<string> {
-    const listed = [];
-    for (const t of tables) listed.push({ family: t.family, name: t.name, json: await this.options.driver.listTable(t.family, t.name, nftTarget) });
-    return fingerprint(listed);
+  private async readTables(tables: readonly TableRef[], nftTarget: NftTarget | undefined) {
+    const listed = await Promise.all(
+      tables.map(async (t) => ({ family: t.family, name: t.name, json: await this.options.driver.listTable(t.family, t.name, nftTarget) })),
+    );
+    return { fingerprint: fingerprint(listed), listed };
   }
 
-  /** `nft --check`, then (unless dry run) `nft -f`, timed. */
-  private async runTx(text: string, nftTarget: NftTarget | undefined): Promise<TxResult> {
+  private async readFingerprint(tables: readonly TableRef[], nftTarget: NftTarget | undefined): Promise<string> {
+    return (await this.readTables(tables, nftTarget)).fingerprint;
+  }
+
+  /**
+   * `nft --check` of TEXT, then (unless dry run) `nft -f`. When HITLESS is given it is computed while the check
+   * runs (it lists the live tables) and, if it yields an equivalent text that keeps base chains, that text is
+   * applied instead; should nft refuse it, TEXT itself is applied.
+   */
+  private async runTx(text: string, nftTarget: NftTarget | undefined, hitless?: () => Promise<string | undefined>): Promise<TxResult & { hitless?: boolean }> {
     const { driver, clock, metrics } = this.options;
     const started = clock.monotonic();
     try {
-      const check = await driver.check(text, nftTarget);
+      const [check, alternative] = await Promise.all([
+        driver.check(text, nftTarget),
+        hitless && !this.options.dryRun ? hitless().catch(() => undefined) : undefined,
+      ]);
       if (!check.ok) return { ok: false, stderr: check.stderr };
       if (this.options.dryRun) return { ok: true };
+      if (alternative !== undefined && alternative !== text) {
+        const kept = await driver.apply(alternative, nftTarget);
+        if (kept.ok) return { ok: true, hitless: true };
+        this.options.logger.debug('hitless.fallback', 'nft refused the keep-base-chains form; applying the artifact as written', {
+          netns: nftTarget?.netns ?? 'host',
+          error: firstLines(kept.stderr),
+        });
+      }
       const apply = await driver.apply(text, nftTarget);
       return apply.ok ? { ok: true } : { ok: false, stderr: apply.stderr };
     } finally {
       metrics?.applyDuration.observe((clock.monotonic() - started) / 1000);
     }
+  }
+
+  /** Builds the keep-base-chains text for DELETES + ITEMS from a fresh listing of the items' tables. */
+  private hitlessFor(deletes: readonly TableRef[], items: readonly Item[], nftTarget: NftTarget | undefined): () => Promise<string | undefined> {
+    return async () => {
+      let changed = false;
+      const bodies: string[] = [];
+      for (const item of items) {
+        const { listed } = await this.readTables(item.tables, nftTarget);
+        const live = new Map(listed.map((t) => [`${t.family} ${t.name}`, t.json] as const));
+        const rewritten = keepBaseChains(item.body, item.tables, live);
+        if (rewritten !== undefined) changed = true;
+        bodies.push(rewritten ?? item.body);
+      }
+      return changed ? composeTransaction(deletes, bodies) : undefined;
+    };
   }
 
   private async execute(
@@ -531,9 +568,11 @@ export class Reconciler {
     const started = this.options.clock.monotonic();
     let good: Item[] = [...items];
     let deletesDone = deletes.length === 0;
-    const combined = await this.runTx(composeTransaction(deletes, items.map((i) => i.body)), nftTarget);
+    let hitless = false;
+    const combined = await this.runTx(composeTransaction(deletes, items.map((i) => i.body)), nftTarget, this.hitlessFor(deletes, items, nftTarget));
     if (combined.ok) {
       deletesDone = true;
+      hitless = combined.hitless === true;
     } else {
       // Find the culprits: check each artifact on its own, so only the bad ones are refused.
       good = [];
@@ -544,9 +583,11 @@ export class Reconciler {
       }
       const deletesOk = deletes.length === 0 || (await this.options.driver.check(composeTransaction(deletes, []), nftTarget)).ok;
       if (good.length > 0 || (deletesOk && deletes.length > 0)) {
-        const retry = await this.runTx(composeTransaction(deletesOk ? deletes : [], good.map((i) => i.body)), nftTarget);
+        const retryDeletes = deletesOk ? deletes : [];
+        const retry = await this.runTx(composeTransaction(retryDeletes, good.map((i) => i.body)), nftTarget, this.hitlessFor(retryDeletes, good, nftTarget));
         if (retry.ok) {
           deletesDone = deletesOk;
+          hitless = retry.hitless === true;
         } else {
           // The good ones interfere with each other (for example the same `define`): apply them one at a time.
           const alone = good;
@@ -587,7 +628,15 @@ export class Reconciler {
       const { record } = item;
       let fp: string | undefined;
       try {
-        fp = await this.readFingerprint(item.tables, nftTarget);
+        let read = await this.readTables(item.tables, nftTarget);
+        const extra = hitless ? read.listed.flatMap((t) => leftovers(t.json, item.body, t)) : [];
+        if (extra.length > 0) {
+          // Someone added objects to the table between the listing and the apply; the idiom would have removed them.
+          logger.warn('hitless.leftovers', 'objects outside the artifact survived; applying the artifact as written', { artifact: record.id, objects: extra });
+          const plain = await this.runTx(composeTransaction([], [item.body]), nftTarget);
+          if (plain.ok) read = await this.readTables(item.tables, nftTarget);
+        }
+        fp = read.fingerprint;
       } catch (error) {
         logger.warn('readback.failed', 'could not read the applied tables back; the fingerprint is taken at the next drift check', {
           artifact: record.id,
@@ -614,7 +663,13 @@ export class Reconciler {
         report.repaired++;
         this.options.metrics?.driftRepairs.inc();
         this.attempt(record, digest, 'repaired', opts.trigger);
-        logger.warn('drift.repaired', 'live tables had drifted; the applied version was put back', { artifact: record.id, netns: target.key, digest, ms });
+        logger.warn('drift.repaired', 'live tables had drifted; the applied version was put back', {
+          artifact: record.id,
+          netns: target.key,
+          digest,
+          mode: hitless ? 'keep-base-chains' : 'replace',
+          ms,
+        });
       } else {
         report.applied++;
         this.options.metrics?.applies.inc({ result: 'success' });
@@ -626,6 +681,7 @@ export class Reconciler {
           file: item.artifact.file,
           tables: item.tables.map(tableKey),
           batch: items.length,
+          mode: hitless ? 'keep-base-chains' : 'replace',
           ms,
         });
       }

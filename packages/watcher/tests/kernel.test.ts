@@ -224,6 +224,87 @@ describe.runIf(kernelAvailable())('watcher on the real kernel', () => {
     expect(logger.events.filter((e) => e.event === 'artifact.removed')).toEqual([]);
   });
 
+  it('replacing a live table keeps its base chains and ends exactly where the plain idiom ends', async () => {
+    const versions = [
+      // v0: sets, a verdict map, a named counter, a regular chain, two base chains.
+      artifact({
+        'inet nftops_lb': [
+          '  counter hits { }',
+          '  set vips { type ipv4_addr; elements = { 192.0.2.10 } }',
+          '  map svc { type ipv4_addr : verdict; elements = { 192.0.2.10 : jump svc_a } }',
+          '  chain svc_a {',
+          '    counter name hits',
+          '  }',
+          '  chain prerouting {',
+          '    type nat hook prerouting priority dstnat; policy accept;',
+          '    ip daddr vmap @svc',
+          '  }',
+          '  chain input {',
+          '    type filter hook input priority 0; policy accept;',
+          '    ip daddr @vips counter',
+          '  }',
+        ].join('\n'),
+      }),
+      // v1: the regular chain renamed, the set gone, the input chain moved to another priority, a new base chain.
+      artifact({
+        'inet nftops_lb': [
+          '  counter hits { }',
+          '  map svc { type ipv4_addr : verdict; elements = { 192.0.2.10 : jump svc_b, 192.0.2.11 : jump svc_b } }',
+          '  chain svc_b {',
+          '    counter name hits',
+          '    accept',
+          '  }',
+          '  chain prerouting {',
+          '    type nat hook prerouting priority dstnat; policy accept;',
+          '    ip daddr vmap @svc',
+          '  }',
+          '  chain input {',
+          '    type filter hook input priority 10; policy accept;',
+          '  }',
+          '  chain output {',
+          '    type filter hook output priority 0; policy accept;',
+          '  }',
+        ].join('\n'),
+      }),
+      // v2: back to a plain chain set, policy drop on a kept chain.
+      artifact({
+        'inet nftops_lb': [
+          '  chain prerouting {',
+          '    type nat hook prerouting priority dstnat; policy accept;',
+          '    ip daddr 192.0.2.10 tcp dport 80 dnat ip to 198.51.100.10:8080',
+          '  }',
+          '  chain output {',
+          '    type filter hook output priority 0; policy drop;',
+          '  }',
+        ].join('\n'),
+      }),
+    ];
+    const reference = await createNetns('nftops-ref');
+    try {
+      await mkdir(join(dir, 'src', netns), { recursive: true });
+      await writeFile(join(dir, 'src', netns, 'lb.nft'), versions[0]!);
+      await start();
+      const { fingerprint } = await import('@nftops/watcher');
+      const canonical = async (ns: string) => {
+        const result = await netnsExec(ns, 'nft', ['-j', 'list', 'table', 'inet', 'nftops_lb']);
+        return fingerprint([{ family: 'inet', name: 'nftops_lb', json: (JSON.parse(String(result.stdout)) as { nftables: Record<string, unknown>[] }).nftables }]);
+      };
+      for (const [i, text] of versions.entries()) {
+        const ref = await netnsExec(reference, 'nft', ['-f', '-'], text);
+        expect(ref.exitCode, String(ref.stderr)).toBe(0);
+        if (i > 0) {
+          await writeAtomic(join(dir, 'src', netns, 'lb.nft'), text);
+          await waitApplied(`${netns}/lb.nft`, text);
+        }
+        expect(await canonical(netns), `version ${i}`).toBe(await canonical(reference));
+      }
+      const modes = logger.events.filter((e) => e.event === 'apply.ok').map((e) => e.fields.mode);
+      expect(modes).toEqual(['replace', 'keep-base-chains', 'keep-base-chains']);
+    } finally {
+      await deleteNetns(reference);
+    }
+  });
+
   it('never applies a half-written artifact from an in-place write', async () => {
     await mkdir(join(dir, 'src', netns), { recursive: true });
     const make = (port: number) =>

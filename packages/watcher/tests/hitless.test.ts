@@ -1,0 +1,104 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { kernelAvailable, withLbTopology, type TrafficSummary } from '@nftops/testkit';
+import { Agent, createMemoryLogger } from '@nftops/watcher';
+import { artifact, tempDir, testConfig, waitFor, writeAtomic } from './helpers.js';
+
+const VIP = '192.0.2.10';
+const STAY = ['198.51.100.10', '198.51.100.11'];
+const COME_AND_GO = ['198.51.100.12', '198.51.100.13'];
+
+/** The LB artifact: DNAT the VIP round robin over BACKENDS (the ones that stay first). */
+function lbArtifact(backends: readonly string[]): string {
+  const map = backends.map((b, i) => `${i} : ${b} . 8080`).join(', ');
+  return artifact({
+    'inet nftops_lb': [
+      '  chain prerouting {',
+      '    type nat hook prerouting priority dstnat; policy accept;',
+      `    ip daddr ${VIP} tcp dport 80 counter dnat ip to numgen inc mod ${backends.length} map { ${map} }`,
+      '  }',
+    ].join('\n'),
+  });
+}
+
+/**
+ * Hitless change: a client in one namespace opens connections without pause through the LB namespace while the
+ * agent applies 50 artifact changes that add and remove backends. Every connection must succeed: the servers
+ * of removed backends keep running, so a failure could only come from a moment without (or with half) a
+ * ruleset: the VIP is a local address of the LB, so a packet that escaped DNAT would be refused.
+ */
+describe.runIf(kernelAvailable())('hitless artifact changes', () => {
+  it('50 backend changes under continuous connections: zero failed connections', async () => {
+    const { path: dir, cleanup } = await tempDir();
+    const logger = createMemoryLogger();
+    let agent: Agent | undefined;
+    try {
+      await withLbTopology(
+        { backendAddresses: [...STAY, ...COME_AND_GO, '2001:db8:b::10'], vips: [VIP], serverPorts: [8080], serverProtocols: ['tcp'], prefix: 'nftops-hl' },
+        async (t) => {
+          await mkdir(join(dir, 'src', t.lbNetns), { recursive: true });
+          const file = join(dir, 'src', t.lbNetns, 'lb.nft');
+          await writeFile(file, lbArtifact(STAY));
+          agent = new Agent({
+            config: testConfig({ sources: [{ path: join(dir, 'src') }], stateDir: join(dir, 'state'), logLevel: 'info' }),
+            logger,
+            processMetrics: false,
+          });
+          await agent.start();
+          const warm = await t.traffic({ vip: VIP, port: 80, count: 20, concurrency: 4 });
+          expect(warm.failures).toEqual({});
+
+          // The client: batches back to back until the changes are done.
+          let changing = true;
+          const batches: TrafficSummary[] = [];
+          const client = (async () => {
+            while (changing) batches.push(await t.traffic({ vip: VIP, port: 80, count: 100, concurrency: 2, timeoutMs: 3000 }));
+          })();
+
+          const sets = [
+            [...STAY, COME_AND_GO[0]!],
+            [...STAY, ...COME_AND_GO],
+            [...STAY, COME_AND_GO[1]!],
+            [...STAY],
+          ];
+          const id = `${t.lbNetns}/lb.nft`;
+          try {
+            for (let change = 0; change < 50; change++) {
+              const text = lbArtifact(sets[change % sets.length]!);
+              const digest = `sha256:${/# body: sha256:([0-9a-f]{64})/.exec(text)![1]}`;
+              await writeAtomic(file, text);
+              await waitFor(() => agent!.status().artifacts.find((a) => a.id === id)?.applied?.digest === digest, `change ${change}`, 15_000);
+            }
+          } finally {
+            changing = false;
+            await client;
+          }
+
+          const total = batches.reduce((n, b) => n + b.total, 0);
+          const ok = batches.reduce((n, b) => n + b.ok, 0);
+          const failures: Record<string, number> = {};
+          const byAddress: Record<string, number> = {};
+          for (const batch of batches) {
+            for (const [kind, n] of Object.entries(batch.failures)) failures[kind] = (failures[kind] ?? 0) + n;
+            for (const [address, n] of Object.entries(batch.byBackendAddress)) byAddress[address] = (byAddress[address] ?? 0) + n;
+          }
+          expect(failures).toEqual({});
+          expect(ok).toBe(total);
+          expect(total).toBeGreaterThanOrEqual(300);
+          for (const address of [...STAY, ...COME_AND_GO]) expect(byAddress[address] ?? 0, address).toBeGreaterThan(0);
+          // 1 initial apply + 50 changes, each its own transaction; none refused.
+          const applies = logger.events.filter((e) => e.event === 'apply.ok');
+          expect(applies).toHaveLength(51);
+          // Every change kept the NAT base chain registered (see src/hitless.ts for why that matters).
+          expect(applies.slice(1).every((e) => e.fields.mode === 'keep-base-chains')).toBe(true);
+          expect(logger.events.filter((e) => e.level === 'warn' || e.level === 'error')).toEqual([]);
+          console.log(`hitless: ${total} connections, 0 failed, per backend ${JSON.stringify(byAddress)}`);
+        },
+      );
+    } finally {
+      await agent?.stop();
+      await cleanup();
+    }
+  });
+});
