@@ -32,6 +32,8 @@ import {
 
 export const LB_CLIENT_SIDE = { v4: '203.0.113.1', v6: '2001:db8:c::1' } as const;
 export const LB_BACKEND_SIDE = { v4: '198.51.100.1', v6: '2001:db8:b::1' } as const;
+/** Locally administered MAC addresses of the four veth ends (each pair is its own L2 segment). */
+const MAC = { lc: '02:6e:66:00:00:11', c0: '02:6e:66:00:00:21', lb: '02:6e:66:00:00:12', b0: '02:6e:66:00:00:31' } as const;
 
 const clientNet = subnet([['203.0.113.0', 24], ['2001:db8:c::', 64]]);
 const backendNet = subnet([['198.51.100.0', 24], ['2001:db8:b::', 64]]);
@@ -195,9 +197,16 @@ export async function createLbTopology(options: LbTopologyOptions = {}): Promise
     // Distinct interface indexes on the two ends of each veth: when a veth's ifindex equals its peer's (both 2 in
     // fresh namespaces) the kernel treats its carrier change as non-urgent and delays it by up to a second, and IPv6
     // drops neighbour solicitations on the not-yet-up end, losing the first packets of every IPv6 flow.
+    // Fixed MAC addresses and permanent neighbour entries on every link: no ARP or neighbour discovery ever delays
+    // or loses a first packet, and a lost first SYN would be retransmitted as a new flow and skew numgen counts.
+    const neigh = (address: string, mac: string, dev: string) => `neigh replace ${address} lladdr ${mac} dev ${dev} nud permanent`;
+    const families = (addresses: readonly string[], side: { v4: string; v6: string }) => [
+      ...(addresses.some((a) => !v6(a)) ? [side.v4] : []),
+      ...(addresses.some(v6) ? [side.v6] : []),
+    ];
     await ipBatch(lbNetns, [
-      `link add lc index 11 type veth peer name c0 index 21 netns ${clientNetns}`,
-      `link add lb index 12 type veth peer name b0 index 31 netns ${backendNetns}`,
+      `link add lc address ${MAC.lc} index 11 type veth peer name c0 address ${MAC.c0} index 21 netns ${clientNetns}`,
+      `link add lb address ${MAC.lb} index 12 type veth peer name b0 address ${MAC.b0} index 31 netns ${backendNetns}`,
       addr('lc', LB_CLIENT_SIDE.v4, 24, 64),
       addr('lc', LB_CLIENT_SIDE.v6, 24, 64),
       addr('lb', LB_BACKEND_SIDE.v4, 24, 64),
@@ -205,6 +214,8 @@ export async function createLbTopology(options: LbTopologyOptions = {}): Promise
       ...((options.vipMode ?? 'local') === 'local' ? vips.map((vip) => addr('lo', vip, 32, 128)) : []),
       'link set lc up',
       'link set lb up',
+      ...clientAddresses.map((address) => neigh(address, MAC.c0, 'lc')),
+      ...backendAddresses.map((address) => neigh(address, MAC.b0, 'lb')),
     ]);
     // A default route per family that has addresses (a gateway is only reachable through an on-link prefix).
     const defaults = (addresses: readonly string[], gateways: { v4: string; v6: string }) => [
@@ -216,9 +227,15 @@ export async function createLbTopology(options: LbTopologyOptions = {}): Promise
       ipBatch(clientNetns, [
         ...clientAddresses.map((address) => addr('c0', address, 24, 64)),
         'link set c0 up',
+        ...families(clientAddresses, LB_CLIENT_SIDE).map((address) => neigh(address, MAC.lc, 'c0')),
         ...defaults(clientAddresses, LB_CLIENT_SIDE),
       ]),
-      ipBatch(backendNetns, [...backendAddresses.map((address) => addr('b0', address, 24, 64)), 'link set b0 up', ...backendRoutes]),
+      ipBatch(backendNetns, [
+        ...backendAddresses.map((address) => addr('b0', address, 24, 64)),
+        'link set b0 up',
+        ...families(backendAddresses, LB_BACKEND_SIDE).map((address) => neigh(address, MAC.lb, 'b0')),
+        ...backendRoutes,
+      ]),
     ]);
 
     const serverPorts = options.serverPorts ?? [8080, 8081];

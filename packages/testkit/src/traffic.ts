@@ -297,7 +297,10 @@ export interface ConnectOptions {
   readonly source?: string;
   /** Several source addresses: connection i is made from sources[i % sources.length]. Overrides source. */
   readonly sources?: readonly string[];
-  /** Per connection; default 1000 ms. */
+  /**
+   * Per connection; default 2000 ms: a flow that should work must not time out on a loaded machine. Pass a shorter
+   * timeout (500-1000 ms) when every flow is expected to be dropped.
+   */
   readonly timeoutMs?: number;
   /** Connections in flight at once; default 8. Order does not matter for numgen counts, only the number of flows. */
   readonly concurrency?: number;
@@ -321,7 +324,7 @@ function clientConfig(options: Omit<ConnectOptions, 'netns'>): { config: ClientC
   const sources = options.sources?.length ? [...options.sources] : options.source !== undefined ? [options.source] : [];
   for (const source of sources) assertDocumentationAddress(source);
   if (!Number.isInteger(options.count) || options.count < 1) throw new Error('client: count must be a positive integer');
-  const timeoutMs = options.timeoutMs ?? 1_000;
+  const timeoutMs = options.timeoutMs ?? 2_000;
   const concurrency = Math.max(1, options.concurrency ?? 8);
   if (options.firstSourcePort < 1024 || options.firstSourcePort + options.count > 65_535) {
     throw new Error(`client: source ports ${options.firstSourcePort}+${options.count} out of range`);
