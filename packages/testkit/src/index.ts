@@ -25,3 +25,20 @@ export {
   type LbConnectOptions,
 } from './lb-topology.js';
 export { startClientAgent, type ClientAgent } from './traffic.js';
+export {
+  createMeshTopology,
+  withMeshTopology,
+  startMeshServer,
+  meshConnect,
+  meshSocketsAvailable,
+  MESH_POD,
+  MESH_PEER,
+  MESH_OUTSIDE,
+  type MeshTopology,
+  type MeshListener,
+  type MeshServer,
+  type MeshRequest,
+  type MeshReply,
+  type MeshResult,
+  type Identity,
+} from './mesh-sockets.js';
