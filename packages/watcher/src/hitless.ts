@@ -187,16 +187,27 @@ export function analyseDeclaration(body: string, table: TableRef): DeclaredTable
 }
 
 /**
- * The hitless transaction text for one artifact body, given the live listing of each of its tables
- * (undefined: the table does not exist). Undefined when the rewrite does not apply.
+ * The hitless transaction text for one artifact body, given what is known of each of its live tables.
+ * Undefined when the rewrite does not apply.
+ *
+ * The live state may come from the read-back after the previous apply rather than a fresh listing. That is
+ * safe: an object someone deleted since makes `delete ... handle N` fail (the artifact is then applied as
+ * written), a base chain re-created with another hook or priority makes the re-declaration fail, and objects
+ * someone added survive only until the caller's `leftovers` check after the apply.
  */
-export function keepBaseChains(body: string, tables: readonly TableRef[], live: ReadonlyMap<string, NftTableJson | undefined>): string | undefined {
+/** What is known of a live table: its parsed form, undefined when it does not exist, false when unsupported. */
+export type LiveState = LiveTable | undefined | false;
+
+export function liveState(json: NftTableJson | undefined): LiveState {
+  return json === undefined ? undefined : (parseLiveTable(json) ?? false);
+}
+
+export function keepBaseChains(body: string, tables: readonly TableRef[], live: ReadonlyMap<string, LiveState>): string | undefined {
   let prefix = '';
   const cuts: Statement[] = [];
   for (const table of tables) {
-    const json = live.get(`${table.family} ${table.name}`);
-    if (json === undefined) continue; // a new table: nothing to keep
-    const current = parseLiveTable(json);
+    const current = live.get(`${table.family} ${table.name}`);
+    if (current === undefined) continue; // a new table: nothing to keep
     const declared = analyseDeclaration(body, table);
     if (!current || !declared) return undefined;
     const scope = `${table.family} ${table.name}`;

@@ -1,5 +1,6 @@
 import type { TableRef } from '@nftops/artifact';
 import type { WatchErrorCode } from './errors.js';
+import type { LiveState } from './hitless.js';
 import type { Target } from './scan.js';
 
 export type Trigger = 'startup' | 'event' | 'interval' | 'signal' | 'retry' | 'once' | 'manual';
@@ -40,6 +41,8 @@ export interface AppliedVersion {
   /** The whole artifact text (kept on disk under last-good/). */
   readonly text: string;
   readonly body: string;
+  /** In memory only: the owned tables as last read back, for the keep-base-chains rewrite of the next version. */
+  readonly liveTables?: ReadonlyMap<string, LiveState>;
 }
 
 export interface ArtifactRecord {

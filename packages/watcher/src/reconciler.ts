@@ -5,7 +5,7 @@ import type { Clock } from './clock.js';
 import type { SourceSpec } from './config.js';
 import { describeError, type WatchErrorCode } from './errors.js';
 import { fingerprint } from './fingerprint.js';
-import { keepBaseChains, leftovers } from './hitless.js';
+import { keepBaseChains, leftovers, liveState, type LiveState } from './hitless.js';
 import type { Logger } from './log.js';
 import type { WatchMetrics } from './metrics.js';
 import {
@@ -464,13 +464,17 @@ export class Reconciler {
       const repairs: Item[] = [];
       for (const record of present) {
         if (done.has(record.id) || !record.applied || !record.live) continue;
-        const live = await this.readFingerprint(record.applied.tables, nftTarget);
+        const read = await this.readTables(record.applied.tables, nftTarget);
+        const live = read.fingerprint;
         if (record.applied.fingerprint === undefined) {
-          record.applied = { ...record.applied, fingerprint: live };
+          record.applied = { ...record.applied, fingerprint: live, liveTables: read.liveTables };
           report.changed = true;
           continue;
         }
-        if (live === record.applied.fingerprint) continue;
+        if (live === record.applied.fingerprint) {
+          record.applied = { ...record.applied, liveTables: read.liveTables };
+          continue;
+        }
         logger.warn('drift.detected', 'live tables differ from what was applied', {
           artifact: record.id,
           netns: target.key,
@@ -502,11 +506,8 @@ export class Reconciler {
     const listed = await Promise.all(
       tables.map(async (t) => ({ family: t.family, name: t.name, json: await this.options.driver.listTable(t.family, t.name, nftTarget) })),
     );
-    return { fingerprint: fingerprint(listed), listed };
-  }
-
-  private async readFingerprint(tables: readonly TableRef[], nftTarget: NftTarget | undefined): Promise<string> {
-    return (await this.readTables(tables, nftTarget)).fingerprint;
+    const liveTables = new Map(listed.map((t) => [`${t.family} ${t.name}`, liveState(t.json)] as const));
+    return { fingerprint: fingerprint(listed), listed, liveTables };
   }
 
   /**
@@ -539,14 +540,17 @@ export class Reconciler {
     }
   }
 
-  /** Builds the keep-base-chains text for DELETES + ITEMS from a fresh listing of the items' tables. */
+  /**
+   * Builds the keep-base-chains text for DELETES + ITEMS: from the tables as read back after the previous apply
+   * when this agent applied them and they are live, else from a fresh listing (start-up, new artifacts).
+   */
   private hitlessFor(deletes: readonly TableRef[], items: readonly Item[], nftTarget: NftTarget | undefined): () => Promise<string | undefined> {
     return async () => {
       let changed = false;
       const bodies: string[] = [];
       for (const item of items) {
-        const { listed } = await this.readTables(item.tables, nftTarget);
-        const live = new Map(listed.map((t) => [`${t.family} ${t.name}`, t.json] as const));
+        const cached = item.record.live ? item.record.applied?.liveTables : undefined;
+        const live: ReadonlyMap<string, LiveState> = cached ?? (await this.readTables(item.tables, nftTarget)).liveTables;
         const rewritten = keepBaseChains(item.body, item.tables, live);
         if (rewritten !== undefined) changed = true;
         bodies.push(rewritten ?? item.body);
@@ -627,6 +631,7 @@ export class Reconciler {
     for (const item of good) {
       const { record } = item;
       let fp: string | undefined;
+      let liveTables: ReadonlyMap<string, LiveState> | undefined;
       try {
         let read = await this.readTables(item.tables, nftTarget);
         const extra = hitless ? read.listed.flatMap((t) => leftovers(t.json, item.body, t)) : [];
@@ -637,6 +642,7 @@ export class Reconciler {
           if (plain.ok) read = await this.readTables(item.tables, nftTarget);
         }
         fp = read.fingerprint;
+        liveTables = read.liveTables;
       } catch (error) {
         logger.warn('readback.failed', 'could not read the applied tables back; the fingerprint is taken at the next drift check', {
           artifact: record.id,
@@ -652,6 +658,7 @@ export class Reconciler {
         fingerprint: fp,
         text: item.artifact.text,
         body: item.body,
+        ...(liveTables ? { liveTables } : {}),
       };
       record.applied = applied;
       record.live = true;

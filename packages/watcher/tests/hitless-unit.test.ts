@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { analyseDeclaration, keepBaseChains, leftovers, parseLiveTable, priorityValue } from '../src/hitless.js';
+import { analyseDeclaration, keepBaseChains, leftovers, liveState, parseLiveTable, priorityValue } from '../src/hitless.js';
 
 const body = [
   'table inet lb',
@@ -57,7 +57,7 @@ describe('keep base chains (hitless replace)', () => {
   });
 
   it('flushes, deletes objects and chains by handle, keeps identical base chains, drops the delete statement', () => {
-    const text = keepBaseChains(body, [{ family: 'inet', name: 'lb' }], new Map([['inet lb', live]]))!;
+    const text = keepBaseChains(body, [{ family: 'inet', name: 'lb' }], new Map([['inet lb', liveState(live)]]))!;
     const lines = text.split('\n');
     expect(lines.slice(0, lines.indexOf('table inet lb'))).toEqual([
       'flush table inet lb',
@@ -76,13 +76,13 @@ describe('keep base chains (hitless replace)', () => {
     const table = [{ family: 'inet', name: 'lb' }] as const;
     expect(keepBaseChains(body, table, new Map([['inet lb', undefined]]))).toBeUndefined();
     const flagged = live.map((i) => ('table' in i ? { table: { ...i.table, flags: ['dormant'] } } : i));
-    expect(keepBaseChains(body, table, new Map([['inet lb', flagged]]))).toBeUndefined();
+    expect(keepBaseChains(body, table, new Map([['inet lb', liveState(flagged)]]))).toBeUndefined();
     const flowtable = [...live, { flowtable: { family: 'inet', table: 'lb', name: 'ft', handle: 8 } }];
-    expect(keepBaseChains(body, table, new Map([['inet lb', flowtable]]))).toBeUndefined();
+    expect(keepBaseChains(body, table, new Map([['inet lb', liveState(flowtable)]]))).toBeUndefined();
     const extraCommand = `${body}add rule inet lb svc drop\n`;
-    expect(keepBaseChains(extraCommand, table, new Map([['inet lb', live]]))).toBeUndefined();
+    expect(keepBaseChains(extraCommand, table, new Map([['inet lb', liveState(live)]]))).toBeUndefined();
     const noDelete = body.replace('delete table inet lb\n', '');
-    expect(keepBaseChains(noDelete, table, new Map([['inet lb', live]]))).toBeUndefined();
+    expect(keepBaseChains(noDelete, table, new Map([['inet lb', liveState(live)]]))).toBeUndefined();
     expect(parseLiveTable([{ 'ct helper': { name: 'h' } }])).toBeUndefined();
   });
 

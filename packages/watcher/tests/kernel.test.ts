@@ -305,6 +305,52 @@ describe.runIf(kernelAvailable())('watcher on the real kernel', () => {
     }
   });
 
+  it('the keep-base-chains form ends where the plain idiom ends even when someone edited the table in between', async () => {
+    const version = (port: number) =>
+      artifact({
+        'inet nftops_lb': [
+          '  set vips { type ipv4_addr; elements = { 192.0.2.10 } }',
+          '  chain svc {',
+          `    tcp dport ${port} accept`,
+          '  }',
+          '  chain prerouting {',
+          '    type nat hook prerouting priority dstnat; policy accept;',
+          '    ip daddr @vips jump svc',
+          '  }',
+        ].join('\n'),
+      });
+    await mkdir(join(dir, 'src', netns), { recursive: true });
+    await writeFile(join(dir, 'src', netns, 'lb.nft'), version(1));
+    await start();
+    const { fingerprint } = await import('@nftops/watcher');
+    const reference = await createNetns('nftops-ref');
+    try {
+      const canonical = async (ns: string) => {
+        const result = await netnsExec(ns, 'nft', ['-j', 'list', 'table', 'inet', 'nftops_lb']);
+        return fingerprint([{ family: 'inet', name: 'nftops_lb', json: (JSON.parse(String(result.stdout)) as { nftables: Record<string, unknown>[] }).nftables }]);
+      };
+      const step = async (port: number, intrude: string) => {
+        const load = await netnsExec(netns, 'nft', ['-f', '-'], intrude);
+        expect(load.exitCode, String(load.stderr)).toBe(0);
+        const text = version(port);
+        await writeAtomic(join(dir, 'src', netns, 'lb.nft'), text);
+        await waitApplied(`${netns}/lb.nft`, text);
+        await netnsExec(reference, 'nft', ['-f', '-'], text);
+        expect(await canonical(netns)).toBe(await canonical(reference));
+      };
+      // Objects added behind the agent's back: the leftovers check re-applies the artifact as written.
+      await step(2, 'add chain inet nftops_lb intruder\nadd set inet nftops_lb extra { type ipv4_addr; }\n');
+      expect(logger.events.some((e) => e.event === 'hitless.leftovers')).toBe(true);
+      // An object deleted behind its back: the cached handle no longer exists, nft refuses, the plain form goes in.
+      await step(3, 'flush chain inet nftops_lb prerouting\ndelete set inet nftops_lb vips\n');
+      // Untouched: the keep-base-chains form.
+      await step(4, '');
+      expect(logger.events.filter((e) => e.event === 'apply.ok').at(-1)!.fields.mode).toBe('keep-base-chains');
+    } finally {
+      await deleteNetns(reference);
+    }
+  });
+
   it('never applies a half-written artifact from an in-place write', async () => {
     await mkdir(join(dir, 'src', netns), { recursive: true });
     const make = (port: number) =>
