@@ -88,7 +88,10 @@ function python(): string {
 
 /** True when the mesh socket helpers can run (python3 and setpriv are present). */
 export function meshSocketsAvailable(): boolean {
-  return (existsSync('/usr/bin/python3') || existsSync('/usr/local/bin/python3')) && (existsSync('/usr/bin/setpriv') || existsSync('/bin/setpriv'));
+  const available = (existsSync('/usr/bin/python3') || existsSync('/usr/local/bin/python3')) && (existsSync('/usr/bin/setpriv') || existsSync('/bin/setpriv'));
+  // Under CI a missing tool is a failure, not a reason to skip (as kernelAvailable does).
+  if (!available && process.env.CI === 'true') throw new Error('mesh socket tests need python3 and setpriv (util-linux) under CI=true');
+  return available;
 }
 
 export interface Identity {
