@@ -41,7 +41,7 @@ export const DEFAULTS = {
   stateDir: '/var/lib/nftops-watch',
   listen: '127.0.0.1:9780',
   driftInterval: '30s',
-  debounce: '20ms',
+  debounce: '10ms',
   maxDelay: '500ms',
   nftTimeout: '30s',
   maxArtifactBytes: 32 * 1024 * 1024,
