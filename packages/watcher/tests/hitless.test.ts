@@ -53,7 +53,7 @@ describe.runIf(kernelAvailable())('hitless artifact changes', () => {
           let changing = true;
           const batches: TrafficSummary[] = [];
           const client = (async () => {
-            while (changing) batches.push(await t.traffic({ vip: VIP, port: 80, count: 100, concurrency: 2, timeoutMs: 3000 }));
+            while (changing) batches.push(await t.traffic({ vip: VIP, port: 80, count: 100, concurrency: 1, timeoutMs: 3000 }));
           })();
 
           const sets = [

@@ -137,8 +137,8 @@ describe.runIf(kernelAvailable())('nftops-watch process', () => {
   });
 
   it('killed with SIGKILL in the middle of an apply: the kernel holds the old or the new ruleset, complete, and a restart converges', async () => {
-    // Big artifacts (a 40k-element set) make nft take long enough to be killed while it runs.
-    const ELEMENTS = 40_000;
+    // Big artifacts (a 30k-element set) make nft take long enough to be killed while it runs.
+    const ELEMENTS = 30_000;
     const big = (version: number) => {
       const elements = Array.from({ length: ELEMENTS }, (_, i) => `2001:db8:${version.toString(16)}::${(i + 1).toString(16)}`);
       return artifact({ 'inet nftops_big': `  set s { type ipv6_addr; elements = { ${elements.join(', ')} } }\n  chain v${version} { }` });
