@@ -118,12 +118,16 @@ describe('nftops diff', () => {
     const io = captureIo(dir);
     expect(await main(['diff', 'examples'], io)).toBe(1);
     expect(io.out()).toContain('--- a/examples/lbaas-request/lbaas-request.nft');
-    expect(io.out()).toMatch(/^\+.*th dport 9443 .*comment "LoadBalancer\/echo TCP\/9443 alt"$/m);
-    expect(io.out()).toMatch(/^-.*th dport 8443 .*$/m);
+    expect(io.out()).toMatch(/^\+\t+192\.0\.2\.10 \. tcp \. 9443 comment "LoadBalancer\/echo TCP\/9443 alt" : goto /m);
+    expect(io.out()).toMatch(/^-\t+192\.0\.2\.10 \. tcp \. 8443 comment /m);
     expect(io.err()).toContain('examples/dual-stack/dual-stack.nft: missing');
     const json = captureIo(dir);
     expect(await main(['diff', 'examples', '--json'], json)).toBe(1);
-    expect(JSON.parse(json.out()).artifacts.map((a: { status: string }) => a.status).sort()).toEqual(['missing', 'stale']);
+    const statuses = JSON.parse(json.out()).artifacts.map((a: { output: string; status: string }) => `${a.output} ${a.status}`);
+    expect(statuses.filter((s: string) => !s.endsWith(' current')).sort()).toEqual([
+      'examples/dual-stack/dual-stack.nft missing',
+      'examples/lbaas-request/lbaas-request.nft stale',
+    ]);
   });
 
   it('exits 2 on errors', async () => {

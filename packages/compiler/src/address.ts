@@ -27,9 +27,16 @@ function fromParsed(addr: ipaddr.IPv4 | ipaddr.IPv6): IpAddress {
   return { family: 6, text: v6.toRFC5952String(), bytes: v6.toByteArray() };
 }
 
+const DOTTED_QUAD = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+
 export function parseAddress(text: string): Parsed<IpAddress> {
   if (text.includes('%')) return { ok: false, reason: 'zone identifiers (%...) are not allowed' };
-  if (ipaddr.IPv4.isValidFourPartDecimal(text)) return { ok: true, value: fromParsed(ipaddr.IPv4.parse(text)) };
+  // Strict dotted quad, decimal, no leading zeros: the one IPv4 form nft and people read the same way.
+  const quad = DOTTED_QUAD.exec(text);
+  if (quad) {
+    const bytes = [Number(quad[1]), Number(quad[2]), Number(quad[3]), Number(quad[4])];
+    return { ok: true, value: { family: 4, text: bytes.join('.'), bytes } };
+  }
   if (!text.includes(':') || !ipaddr.IPv6.isValid(text)) {
     return { ok: false, reason: 'expected an IPv4 address in dotted-quad form or an IPv6 address' };
   }

@@ -29,8 +29,8 @@ export interface CompiledArtifact {
   /** The complete artifact file (header and body). */
   readonly text: string;
   readonly tables: readonly TableRef[];
-  /** Where each rule came from: artifact line (1-based) to its source object. */
-  readonly lineSources: ReadonlyMap<number, RuleSource>;
+  /** Where the rule on an artifact line (1-based) came from; undefined for lines that are not rules. */
+  ruleSource(line: number): RuleSource | undefined;
 }
 
 export interface CompileResult {

@@ -1,5 +1,6 @@
 import { posix } from 'node:path';
-import { renderArtifact, sha256Hex, type TableRef } from '@nftops/artifact';
+import { createHash } from 'node:crypto';
+import { renderArtifact, type TableRef } from '@nftops/artifact';
 import type { CompileOptions, CompileResult, CompiledArtifact, RuleSource, SourceFile } from './api.js';
 import { DiagnosticBag } from './diagnostics.js';
 import { EXTENSIONS } from './extensions.js';
@@ -11,15 +12,22 @@ import { renderTables } from './render.js';
 import { validateDocuments } from './validate.js';
 import { VERSION } from './version.js';
 
-/** JSON with object keys sorted and origins dropped: the canonical form the source digest is taken of. */
-function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (key, inner: unknown) => {
-    if (key === 'origin') return undefined;
-    if (inner && typeof inner === 'object' && !Array.isArray(inner)) {
-      return Object.fromEntries(Object.entries(inner).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+/**
+ * The digest of an artifact's source objects in canonical form. Model objects are built with a fixed
+ * property order, so plain JSON of each is canonical once origins (positions) are dropped and free-form
+ * maps (labels) are sorted; hashing object by object keeps memory flat at any scale.
+ */
+export function sourceDigest(parts: readonly unknown[]): string {
+  const hash = createHash('sha256');
+  const replacer = (key: string, value: unknown): unknown => {
+    if (key === 'origin' || key === 'bytes') return undefined;
+    if (key === 'labels' && value && typeof value === 'object') {
+      return Object.fromEntries(Object.entries(value).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)));
     }
-    return inner;
-  });
+    return value;
+  };
+  for (const part of parts) hash.update(`${JSON.stringify(part, replacer) ?? 'null'}\n`);
+  return hash.digest('hex');
 }
 
 function matches(labels: Readonly<Record<string, string>>, selector: Readonly<Record<string, string>> | undefined): boolean {
@@ -160,22 +168,25 @@ export function compile(sources: readonly SourceFile[], options: CompileOptions 
     const text = renderArtifact({
       generator,
       tables: tableRefs,
-      sourceDigest: sha256Hex(canonicalJson({ settings: usesSettings ? settings : null, loadBalancers, policies, extensionObjects })),
+      sourceDigest: sourceDigest([usesSettings ? settings : null, ...loadBalancers, ...policies, ...extensionObjects]),
       body: body.text,
       extra: lowered.header,
     });
     const headerLines = text.slice(0, text.length - body.text.length).split('\n').length - 1;
     const origins = new Map(
       [...plan.content.loadBalancers, ...plan.content.policies, ...plan.content.extensionObjects, plan.content.settings].flatMap((o) =>
-        o.origin ? [[o.origin.ref, o.origin.at(['$name'])] as const] : [],
+        o.origin ? [[o.origin.ref, o.origin] as const] : [],
       ),
     );
-    const lineSources = new Map<number, RuleSource>();
-    for (const [line, ref] of body.lineSources) {
-      const at = origins.get(ref);
-      lineSources.set(line + headerLines, { object: ref, file: at?.file ?? '', line: at?.line ?? 0, column: at?.column ?? 0 });
-    }
-    artifacts.push({ name: plan.name, output: plan.output, text, tables: tableRefs, lineSources });
+    const bodyLines = body.lineSources;
+    // Positions are looked up only when asked for: finding them needs the precise YAML parse.
+    const ruleSource = (line: number): RuleSource | undefined => {
+      const ref = bodyLines.get(line - headerLines);
+      if (ref === undefined) return undefined;
+      const at = origins.get(ref)?.at(['$name']);
+      return { object: ref, file: at?.file ?? '', line: at?.line ?? 0, column: at?.column ?? 0 };
+    };
+    artifacts.push({ name: plan.name, output: plan.output, text, tables: tableRefs, ruleSource });
   }
   return { ok: !bag.hasErrors, artifacts: bag.hasErrors ? [] : artifacts, diagnostics: bag.sorted() };
 }

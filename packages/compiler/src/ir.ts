@@ -51,6 +51,8 @@ export interface IrSet {
   /** The full type line: `type ipv4_addr . inet_service` or `typeof ip daddr`. */
   readonly type: string;
   readonly flags: readonly string[];
+  /** Per-element statements declared on the set, e.g. `counter`. */
+  readonly statements?: readonly string[];
   /** Elements as nft text; an element may carry its own `comment "..."`. */
   readonly elements: readonly string[];
   /** The set's own comment, when it has one. */
@@ -62,5 +64,7 @@ export interface IrMap {
   /** The full type line: `type ipv4_addr : verdict` or `typeof ... : ...`. */
   readonly type: string;
   readonly flags: readonly string[];
+  /** Per-element statements declared on the map, e.g. `counter`. */
+  readonly statements?: readonly string[];
   readonly elements: readonly (readonly [string, string])[];
 }

@@ -1,3 +1,4 @@
+import jsYaml from 'js-yaml';
 import { isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node } from 'yaml';
 import type { SourceFile } from './api.js';
 import type { DiagnosticBag, Position } from './diagnostics.js';
@@ -42,6 +43,15 @@ export function loadSources(sources: readonly SourceFile[], bag: DiagnosticBag):
   return documents;
 }
 
+/** An alias (`*name`) anywhere in the text sends the file down the precise path, which bounds expansion. */
+const ALIAS = /(^|[\s[{,:-])\*[^\s,\]}]/m;
+
+/**
+ * Parses a file. The common case (no aliases, valid YAML) takes a fast parser for the values and keeps the
+ * precise parser, which knows the position of every node, for when a diagnostic needs a position; anything
+ * unusual (aliases, syntax errors, duplicate keys) goes straight to the precise parser, whose diagnostics
+ * are the ones users see.
+ */
 function loadFile(source: SourceFile, bag: DiagnosticBag): LoadedDocument[] {
   const start = { file: source.path, line: 1, column: 1 };
   if (Buffer.byteLength(source.text, 'utf8') > LOAD_LIMITS.maxFileBytes) {
@@ -50,19 +60,64 @@ function loadFile(source: SourceFile, bag: DiagnosticBag): LoadedDocument[] {
     });
     return [];
   }
+  const precise = lazyPreciseParse(source);
+  if (!ALIAS.test(source.text)) {
+    let values: unknown[] | undefined;
+    try {
+      values = jsYaml.loadAll(source.text, undefined, { schema: jsYaml.CORE_SCHEMA, json: false });
+    } catch {
+      values = undefined;
+    }
+    if (values) {
+      const result: LoadedDocument[] = [];
+      values.forEach((value, index) => {
+        if (value === null || value === undefined) return;
+        if (depthOf(value, LOAD_LIMITS.maxDepth) > LOAD_LIMITS.maxDepth) {
+          bag.add('YAML_TOO_DEEP', precise.documentStart(index), `the document nests deeper than ${LOAD_LIMITS.maxDepth} levels`);
+          return;
+        }
+        result.push(makeDocument(source.path, index, value, () => precise.document(index), precise.position));
+      });
+      return result;
+    }
+  }
+  return loadPrecisely(source, bag, precise);
+}
+
+interface PreciseParse {
+  readonly document: (index: number) => Document.Parsed | undefined;
+  readonly documentStart: (index: number) => Position;
+  readonly position: (offset: number) => Position;
+  readonly all: () => Document.Parsed[];
+}
+
+function lazyPreciseParse(source: SourceFile): PreciseParse {
   const lineCounter = new LineCounter();
+  let docs: Document.Parsed[] | undefined;
+  const all = () => {
+    if (!docs) {
+      const parsed = parseAllDocuments(source.text, { lineCounter, uniqueKeys: true, prettyErrors: false });
+      docs = Array.isArray(parsed) ? parsed : [];
+    }
+    return docs;
+  };
   const position = (offset: number): Position => {
+    all();
     const { line, col } = lineCounter.linePos(offset);
     return { file: source.path, line, column: col };
   };
-  const parsed = parseAllDocuments(source.text, { lineCounter, uniqueKeys: true, prettyErrors: false });
-  const docs = Array.isArray(parsed) ? parsed : [];
-  if (!Array.isArray(parsed)) {
-    // An empty stream parses to an EmptyStream; it holds no objects and is not an error.
-    return [];
-  }
+  return {
+    all,
+    position,
+    document: (index) => all()[index],
+    documentStart: (index) => position(all()[index]?.contents?.range?.[0] ?? 0),
+  };
+}
+
+function loadPrecisely(source: SourceFile, bag: DiagnosticBag, precise: PreciseParse): LoadedDocument[] {
+  const { position } = precise;
   const result: LoadedDocument[] = [];
-  docs.forEach((doc, index) => {
+  precise.all().forEach((doc, index) => {
     if (doc.errors.length > 0) {
       for (const error of doc.errors) {
         const code = error.code === 'DUPLICATE_KEY' ? 'YAML_DUPLICATE_KEY' : 'YAML_SYNTAX';
@@ -87,7 +142,7 @@ function loadFile(source: SourceFile, bag: DiagnosticBag): LoadedDocument[] {
       bag.add('YAML_TOO_DEEP', position(doc.contents.range?.[0] ?? 0), `the document nests deeper than ${LOAD_LIMITS.maxDepth} levels`);
       return;
     }
-    result.push(makeDocument(source.path, index, value, doc, position));
+    result.push(makeDocument(source.path, index, value, () => doc, position));
   });
   return result;
 }
@@ -96,10 +151,12 @@ function makeDocument(
   file: string,
   index: number,
   value: unknown,
-  doc: Document.Parsed,
+  getDoc: () => Document.Parsed | undefined,
   position: (offset: number) => Position,
 ): LoadedDocument {
   const nodeAt = (path: readonly PathSegment[]): Node | undefined => {
+    const doc = getDoc();
+    if (!doc) return undefined;
     for (let length = path.length; length >= 0; length--) {
       const node = length === 0 ? doc.contents : doc.getIn(path.slice(0, length), true);
       if (isNode(node) && node.range) return node;

@@ -4,7 +4,8 @@ import { EXTENSIONS } from './extensions.js';
 import type { IrChain, IrMap, IrRule, IrSet, IrTable } from './ir.js';
 import type { Backend, LoadBalancer, NetworkPolicy, PolicyPort, PolicyRule, Protocol, ServicePort, Settings } from './model.js';
 import { protocolOrder } from './model.js';
-import { addressName, addressPort, familyKeyword, hex32, identifier, setOf } from './nft-text.js';
+import { compareStrings } from './diagnostics.js';
+import { addressName, addressPort, comment, familyKeyword, hex32, identifier, setOf } from './nft-text.js';
 
 /** The objects one artifact holds, already checked. */
 export interface ArtifactContent {
@@ -175,11 +176,16 @@ function forwardKey(forward: Forward): string {
 }
 
 /**
- * Constant per-packet cost: one verdict-map lookup on `daddr . l4proto . dport` jumps to the service's own
- * chain, whose single rule looks the backend up in a shared named map keyed by `daddr . l4proto . dport .
- * index`. Each service keeps its own rule, so `numgen inc` counts per service (exact round robin per
- * service), and no anonymous map is created per service (nft scans every anonymous map on each rule it
- * adds). Weights expand into several indexes of one backend.
+ * Constant per-packet cost, whatever the number of services: one verdict-map lookup on `daddr . l4proto .
+ * dport` goes to the chain of the service's group (same family, scheduler, number of backend slots and SNAT
+ * choice), whose single rule looks the backend up in a named map keyed by `daddr . l4proto . dport . slot`.
+ * Services live only in map elements, so nft adds them without per-service rules or anonymous maps (both
+ * make `nft -f` quadratic). Weights expand into several slots of one backend. Element counters and comments
+ * keep per-service and per-backend counts traceable to the YAML.
+ *
+ * The price: `numgen inc` is one counter per group, so round robin is exact per group; a service's share of
+ * each backend stays exact in the long run only when its arrivals do not correlate with the group's other
+ * services. The per-service layout keeps a counter per service.
  */
 function lowerNatTableMaps(content: ArtifactContent): IrTable {
   const { settings } = content;
@@ -187,44 +193,51 @@ function lowerNatTableMaps(content: ArtifactContent): IrTable {
   const dispatch: Record<4 | 6, [string, string][]> = { 4: [], 6: [] };
   const backends: Record<4 | 6, [string, string][]> = { 4: [], 6: [] };
   const empty: Record<4 | 6, string[]> = { 4: [], 6: [] };
-  const serviceChains: IrChain[] = [];
+  const groups = new Map<string, { family: 4 | 6; service: LoadBalancer; slots: number; name: string }>();
   for (const forward of forwardsOf(content.loadBalancers)) {
     const { service, port } = forward;
     const family = service.address.family;
     const key = forwardKey(forward);
+    const note = comment(`${service.origin.ref} ${detail(port)}`);
     if (service.backends.length === 0) {
-      empty[family].push(key);
+      empty[family].push(`${key} ${note}`);
       continue;
     }
-    const chain = identifier(`${prefix}svc-${addressName(service.address)}-${port.protocol}-${port.port}`);
-    dispatch[family].push([key, `goto ${chain}`]);
     const divisor = service.backends.reduce((g, b) => gcd(g, b.weight), 0);
-    let index = 0;
+    let slots = 0;
     for (const backend of service.backends) {
       for (let k = 0; k < backend.weight / divisor; k++) {
-        backends[family].push([`${key} . ${index++}`, `${backend.address.text} . ${backend.port ?? port.targetPort}`]);
+        backends[family].push([`${key} . ${slots++} ${comment(service.origin.ref)}`, `${backend.address.text} . ${backend.port ?? port.targetPort}`]);
       }
     }
-    const fam = familyKeyword(service.address);
-    const selector =
-      service.scheduler === 'round-robin'
-        ? `numgen inc mod ${index}`
-        : service.scheduler === 'random'
-          ? `numgen random mod ${index}`
-          : `jhash ${fam} saddr mod ${index} seed 0x0`;
-    serviceChains.push({
-      name: chain,
-      rules: [
-        {
-          match: [],
-          actions: [...markStatements(settings, service), `dnat ${fam} to ${fam} daddr . meta l4proto . th dport . ${selector} map @backends${family}`],
-          source: service.origin.ref,
-          detail: detail(port),
-        },
-      ],
-    });
+    const snat = service.snat ?? settings.snat;
+    const name = identifier(`${prefix}lb${family}-${service.scheduler}-${slots}${snat ? '-snat' : ''}`);
+    if (!groups.has(name)) groups.set(name, { family, service, slots, name });
+    dispatch[family].push([`${key} ${note}`, `goto ${name}`]);
   }
   const source = settingsRef(settings);
+  const groupChains: IrChain[] = [...groups.values()]
+    .sort((a, b) => compareStrings(a.name, b.name))
+    .map(({ family, service, slots, name }) => {
+      const fam = family === 4 ? 'ip' : 'ip6';
+      const selector =
+        service.scheduler === 'round-robin'
+          ? `numgen inc mod ${slots}`
+          : service.scheduler === 'random'
+            ? `numgen random mod ${slots}`
+            : `jhash ${fam} saddr mod ${slots} seed 0x0`;
+      return {
+        name,
+        rules: [
+          {
+            match: [],
+            actions: [...markStatements(settings, service), `dnat ${fam} to ${fam} daddr . meta l4proto . th dport . ${selector} map @backends${family}`],
+            source,
+            detail: `IPv${family} ${service.scheduler} ${slots} slots`,
+          },
+        ],
+      };
+    });
   // The counter must come before the vmap's key expression, so the family test is the match.
   const dispatchRules: IrRule[] = ([4, 6] as const).map((family) => ({
     match: [`meta nfproto ipv${family}`],
@@ -243,13 +256,14 @@ function lowerNatTableMaps(content: ArtifactContent): IrTable {
   });
   const serviceKey = (family: 4 | 6) => `${family === 4 ? 'ipv4_addr' : 'ipv6_addr'} . inet_proto . inet_service`;
   const fam = (family: 4 | 6) => (family === 4 ? 'ip' : 'ip6');
-  const chains = [...natBaseChains(content, dispatchRules), noBackendsChain(settings, emptyRules), ...serviceChains];
+  const chains = [...natBaseChains(content, dispatchRules), noBackendsChain(settings, emptyRules), ...groupChains];
   const maps: IrMap[] = ([4, 6] as const).flatMap((family) => [
-    { name: `dispatch${family}`, type: `type ${serviceKey(family)} : verdict`, flags: [], elements: dispatch[family] },
+    { name: `dispatch${family}`, type: `type ${serviceKey(family)} : verdict`, flags: [], statements: ['counter'], elements: dispatch[family] },
     {
       name: `backends${family}`,
       type: `typeof ${fam(family)} daddr . meta l4proto . th dport . numgen inc mod 1 : ${fam(family)} daddr . th dport`,
       flags: [],
+      statements: ['counter'],
       elements: backends[family],
     },
   ]);
@@ -257,6 +271,7 @@ function lowerNatTableMaps(content: ArtifactContent): IrTable {
     name: `no-backends${family}`,
     type: `type ${serviceKey(family)}`,
     flags: [],
+    statements: ['counter'],
     elements: empty[family],
   }));
   return natTable(settings, chains, sets, maps);

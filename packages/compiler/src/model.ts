@@ -401,13 +401,22 @@ function buildSettings(object: ValidatedObject, bag: DiagnosticBag): Settings {
   const settings: Settings = {
     name: object.name,
     origin,
-    tables: { ...d.tables, ...(spec.tables ?? {}) },
-    chains: { ...d.chains, ...(spec.chains ?? {}) },
-    priorities: { ...d.priorities, ...(spec.priorities ?? {}) },
+    tables: { nat: spec.tables?.nat ?? d.tables.nat, filter: spec.tables?.filter ?? d.tables.filter },
+    chains: {
+      prerouting: spec.chains?.prerouting ?? d.chains.prerouting,
+      postrouting: spec.chains?.postrouting ?? d.chains.postrouting,
+      forward: spec.chains?.forward ?? d.chains.forward,
+    },
+    priorities: {
+      prerouting: spec.priorities?.prerouting ?? d.priorities.prerouting,
+      postrouting: spec.priorities?.postrouting ?? d.priorities.postrouting,
+      forward: spec.priorities?.forward ?? d.priorities.forward,
+    },
     filter: spec.filter ?? d.filter,
     snat: spec.snat ?? d.snat,
-    mark: spec.mark ?? d.mark,
-    snatMark: spec.snatMark ?? d.snatMark,
+    // Rebuilt field by field: the source digest relies on model objects having a fixed key order.
+    mark: spec.mark ? { value: spec.mark.value, mask: spec.mark.mask } : d.mark,
+    snatMark: spec.snatMark ? { value: spec.snatMark.value, mask: spec.snatMark.mask } : d.snatMark,
     namePrefix: spec.namePrefix ?? d.namePrefix,
     emptyBackends: spec.emptyBackends ?? d.emptyBackends,
     layout: spec.layout ?? d.layout,

@@ -8,12 +8,19 @@ export interface RenderedBody {
 }
 
 /** One element per line, so a change to one service is a one-line diff in review. */
-function pushElements(lines: string[], elements: readonly string[]): void {
+function pushElements(lines: string[], elements: readonly string[], sources: Map<number, string>): void {
   if (elements.length === 0) return;
   lines.push('\t\telements = {');
-  elements.forEach((element, i) => lines.push(`\t\t\t${element}${i < elements.length - 1 ? ',' : ''}`));
+  elements.forEach((element, i) => {
+    lines.push(`\t\t\t${element}${i < elements.length - 1 ? ',' : ''}`);
+    const traced = ELEMENT_SOURCE.exec(element);
+    if (traced) sources.set(lines.length, traced[1]!);
+  });
   lines.push('\t\t}');
 }
+
+/** An element's comment names its source object the way rule comments do. */
+const ELEMENT_SOURCE = / comment "([A-Za-z]+\/[a-z0-9.-]+)[ "]/;
 
 function renderRule(rule: IrRule): string {
   const note = rule.detail ? `${rule.source} ${rule.detail}` : rule.source;
@@ -49,13 +56,15 @@ export function renderTables(tables: readonly IrTable[]): RenderedBody {
       lines.push('', `\tset ${set.name} {`, `\t\t${set.type}`);
       if (set.comment !== undefined) lines.push(`\t\t${comment(set.comment)}`);
       if (set.flags.length > 0) lines.push(`\t\tflags ${set.flags.join(', ')}`);
-      pushElements(lines, set.elements);
+      for (const statement of set.statements ?? []) lines.push(`\t\t${statement}`);
+      pushElements(lines, set.elements, sources);
       lines.push('\t}');
     }
     for (const map of table.maps) {
       lines.push('', `\tmap ${map.name} {`, `\t\t${map.type}`);
       if (map.flags.length > 0) lines.push(`\t\tflags ${map.flags.join(', ')}`);
-      pushElements(lines, map.elements.map(([k, v]) => `${k} : ${v}`));
+      for (const statement of map.statements ?? []) lines.push(`\t\t${statement}`);
+      pushElements(lines, map.elements.map(([k, v]) => `${k} : ${v}`), sources);
       lines.push('\t}');
     }
     for (const chain of table.chains) {

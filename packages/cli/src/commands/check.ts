@@ -41,7 +41,7 @@ export async function runCheck(args: string[], io: CliIo, nft: NftDriver = creat
         kernel.push({ code: 'NFT_REJECTED', severity: 'error', message: `nft refused ${where}: ${outcome.stderr.trim()}`, file: where, line: 1, column: 1 });
       }
       for (const d of outcome.diagnostics) {
-        const source = artifact.lineSources.get(d.line);
+        const source = artifact.ruleSource(d.line);
         const line = artifact.text.split('\n')[d.line - 1] ?? '';
         kernel.push({
           code: 'NFT_REJECTED',
