@@ -26,3 +26,13 @@ export {
   type RoutingRoute,
   type RoutingRule,
 } from './routing.js';
+export {
+  elementKey,
+  parseBody,
+  type BodyStructure,
+  type ChainStructure,
+  type ObjectStructure,
+  type SetStructure,
+  type TableStructure,
+} from './structure.js';
+export { planIncremental, type IncrementalPlan } from './incremental.js';
