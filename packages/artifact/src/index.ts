@@ -36,3 +36,4 @@ export {
   type TableStructure,
 } from './structure.js';
 export { planIncremental, type IncrementalPlan } from './incremental.js';
+export { SIGNATURE_FIELD, signArtifact, verifyArtifactSignature, type SignatureCheck } from './signature.js';

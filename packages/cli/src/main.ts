@@ -3,6 +3,7 @@ import { NftNotFoundError } from '@nftops/nft-driver';
 import { runCheck, checkHelp } from './commands/check.js';
 import { runCompile, compileHelp } from './commands/compile.js';
 import { runDiff, diffHelp } from './commands/diff.js';
+import { runSign, signHelp } from './commands/sign.js';
 import type { CliIo } from './io.js';
 import { EXIT, UsageError } from './shared.js';
 
@@ -14,6 +15,7 @@ Commands:
   compile   render the sources into .nft artifacts
   check     compile, then load each artifact into a throwaway network namespace with the real nft
   diff      render and compare with the committed artifacts (CI): exit 1 when stale
+  sign      sign artifacts with an ed25519 key, verify them, or make a key pair
   version   print the version
 
 Run \`nftops <command> --help\` for a command's options.
@@ -24,6 +26,7 @@ const commands: Record<string, { run: (args: string[], io: CliIo) => number | Pr
   compile: { run: runCompile, help: compileHelp },
   check: { run: runCheck, help: checkHelp },
   diff: { run: runDiff, help: diffHelp },
+  sign: { run: runSign, help: signHelp },
 };
 
 /** The CLI as a function: argv in, exit code out, all I/O through IO. Never throws for expected errors. */

@@ -1,0 +1,38 @@
+import { cpSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { main, type CliIo } from '@nftops/cli';
+
+const REPO = fileURLToPath(new URL('../../../', import.meta.url));
+let dir: string;
+const io = (): CliIo & { err: () => string } => {
+  let err = '';
+  return { stdout: { write: () => true }, stderr: { write: (t: string) => (err += t) }, cwd: dir, env: {}, err: () => err };
+};
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'nftops-sign-'));
+  cpSync(join(REPO, 'examples/lbaas-request/lbaas-request.nft'), join(dir, 'a.nft'));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('nftops sign', () => {
+  it('generates a key pair, signs, verifies, and catches tampering', async () => {
+    expect(await main(['sign', '--generate-key', 'ci'], io())).toBe(0);
+    expect(statSync(join(dir, 'ci.pem')).mode & 0o777).toBe(0o600);
+    expect(await main(['sign', '--verify', 'ci.pub', 'a.nft'], io())).toBe(1);
+    expect(await main(['sign', '--key', 'ci.pem', 'a.nft'], io())).toBe(0);
+    expect(readFileSync(join(dir, 'a.nft'), 'utf8')).toMatch(/# signature: ed25519:/);
+    const ok = io();
+    expect(await main(['sign', '--verify', 'ci.pub', 'a.nft'], ok)).toBe(0);
+    expect(ok.err()).toContain('a.nft: signature valid');
+    writeFileSync(join(dir, 'a.nft'), readFileSync(join(dir, 'a.nft'), 'utf8').replace('# tables:', '# tables: inet evil,').replace(/,( inet nftops_nat)/, '$1'));
+    const bad = io();
+    expect(await main(['sign', '--verify', 'ci.pub', 'a.nft'], bad)).not.toBe(0);
+  });
+
+  it('needs exactly one mode', async () => {
+    expect(await main(['sign', 'a.nft'], io())).toBe(2);
+  });
+});
