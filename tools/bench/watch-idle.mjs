@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Benchmark: idle CPU and resident memory of the agent watching 10 artifacts.
 //
-//   npx tsc -b && node tools/bench/watch-idle.mjs [--seconds 60] [--artifacts 10] [--json]
+//   npx tsc -b && node tools/bench/watch-idle.mjs [--seconds 60] [--artifacts 10] [--json] [--agent-arg=--drift-interval=0 ...]
 //
 // Starts the real agent with default settings (drift check every 30 s) against 10 artifacts in a throwaway
 // network namespace, waits until it is ready, then samples /proc for SECONDS: CPU time of the agent itself
@@ -21,6 +21,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '60' },
     artifacts: { type: 'string', default: '10' },
     json: { type: 'boolean', default: false },
+    'agent-arg': { type: 'string', multiple: true, default: [] },
   },
 });
 const SECONDS = Number(values.seconds);
@@ -60,7 +61,7 @@ let agent;
 try {
   await mkdir(join(dir, 'src', netns), { recursive: true });
   for (let i = 0; i < COUNT; i++) await writeFile(join(dir, 'src', netns, `a${i}.nft`), artifact(i));
-  agent = spawn(process.execPath, [join(ROOT, 'packages/watcher/bin/nftops-watch.js'), '--dir', join(dir, 'src'), '--state-dir', join(dir, 'state'), '--listen', '127.0.0.1:0', '--log-format', 'json'], {
+  agent = spawn(process.execPath, [join(ROOT, 'packages/watcher/bin/nftops-watch.js'), '--dir', join(dir, 'src'), '--state-dir', join(dir, 'state'), '--listen', '127.0.0.1:0', '--log-format', 'json', ...values['agent-arg']], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let log = '';
@@ -86,6 +87,7 @@ try {
   const drifts = (log.match(/"event":"drift\./g) ?? []).length;
   const summary = {
     artifacts: COUNT,
+    agent_args: values['agent-arg'],
     seconds: +seconds.toFixed(1),
     agent_cpu_percent: +((100 * (last.self - first.self)) / TICKS / seconds).toFixed(3),
     nft_children_cpu_percent: +((100 * (last.children - first.children)) / TICKS / seconds).toFixed(3),
