@@ -286,9 +286,11 @@ export class Reconciler {
   ): boolean {
     const now = this.options.clock.now();
     const last = record.lastAttempt;
-    const failing = FAILED_RESULTS.has(result);
-    this.options.metrics?.setFailing(record.id, record.target.key, failing);
-    if (last && last.digest === digest && last.result === result && last.code === failure?.code) {
+    // A drift repair puts the last good version back; it does not make a refused newer version good. Such a
+    // repair goes into the history but the refusal stays the "last attempted" version.
+    const behindRefusal = result === 'repaired' && last !== undefined && FAILED_RESULTS.has(last.result);
+    this.options.metrics?.setFailing(record.id, record.target.key, FAILED_RESULTS.has(result) || behindRefusal);
+    if (!behindRefusal && last && last.digest === digest && last.result === result && last.code === failure?.code) {
       const updated: Attempt = { ...last, at: now, count: last.count + 1, trigger };
       record.lastAttempt = updated;
       if (record.history[0] === last) record.history[0] = updated;
@@ -307,7 +309,7 @@ export class Reconciler {
       at: now,
       count: 1,
     };
-    record.lastAttempt = attempt;
+    if (!behindRefusal) record.lastAttempt = attempt;
     record.history = [attempt, ...record.history].slice(0, 5);
     this.recent = [attempt, ...this.recent].slice(0, 5);
     return true;

@@ -317,6 +317,11 @@ describe('reconciler: drift', () => {
     nft.tamper('inet', 't_a', undefined);
     expect(await pass(r, true, true)).toMatchObject({ repaired: 1, rejected: 1 });
     expect(nft.tableText('inet', 't_a')).toBe('chain one { }');
+    // Still failing: the repair restored the last good version, the newest one is still refused.
+    const [status] = r.status(0).artifacts;
+    expect(status).toMatchObject({ state: 'Failing', lastAttempt: { result: 'rejected' } });
+    expect(status!.history.map((a) => a.result)).toContain('repaired');
+    expect(await metrics.text()).toContain('nftops_watch_artifact_failing{artifact="host/a.nft",netns="host"} 1');
   });
 });
 
