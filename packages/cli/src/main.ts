@@ -3,6 +3,7 @@ import { NftNotFoundError } from '@nftops/nft-driver';
 import { runCheck, checkHelp } from './commands/check.js';
 import { runCompile, compileHelp } from './commands/compile.js';
 import { runDiff, diffHelp } from './commands/diff.js';
+import { runExplain, explainHelp } from './commands/explain.js';
 import { runSign, signHelp } from './commands/sign.js';
 import type { CliIo } from './io.js';
 import { EXIT, UsageError } from './shared.js';
@@ -14,7 +15,8 @@ Compile versioned YAML policy into deterministic nftables artifacts.
 Commands:
   compile   render the sources into .nft artifacts
   check     compile, then load each artifact into a throwaway network namespace with the real nft
-  diff      render and compare with the committed artifacts (CI): exit 1 when stale
+  diff      render and compare with the committed artifacts (CI): exit 1 when stale; --semantic per object
+  explain   map the live counters back to the YAML objects: connections per backend, policy drops
   sign      sign artifacts with an ed25519 key, verify them, or make a key pair
   version   print the version
 
@@ -26,6 +28,7 @@ const commands: Record<string, { run: (args: string[], io: CliIo) => number | Pr
   compile: { run: runCompile, help: compileHelp },
   check: { run: runCheck, help: checkHelp },
   diff: { run: runDiff, help: diffHelp },
+  explain: { run: (args, io) => runExplain(args, io), help: explainHelp },
   sign: { run: runSign, help: signHelp },
 };
 
