@@ -77,7 +77,9 @@ export function testConfig(overrides: Partial<WatchConfig> & Pick<WatchConfig, '
 
 /** Sends a few UDP datagrams to 127.0.0.1:9 inside NETNS, so input counters on lo move. */
 export async function loopbackTraffic(netns: string, count = 5): Promise<void> {
-  const { execa } = await import('execa');
+  const { execFile } = await import('node:child_process');
   const script = `const s=require('node:dgram').createSocket('udp4');let n=${count};const go=()=>s.send('x',9,'127.0.0.1',()=>{if(--n>0)go();else s.close();});go();`;
-  await execa('ip', ['netns', 'exec', netns, process.execPath, '-e', script], { timeout: 10_000 });
+  await new Promise<void>((resolve, reject) =>
+    execFile('ip', ['netns', 'exec', netns, process.execPath, '-e', script], { timeout: 10_000 }, (error) => (error ? reject(error) : resolve())),
+  );
 }
