@@ -3,6 +3,7 @@ import { NftNotFoundError } from '@nftops/nft-driver';
 import { runCheck, checkHelp } from './commands/check.js';
 import { runCompile, compileHelp } from './commands/compile.js';
 import { runDiff, diffHelp } from './commands/diff.js';
+import { runImport, importHelp } from './commands/import-lbaas.js';
 import { runExplain, explainHelp } from './commands/explain.js';
 import { runSign, signHelp } from './commands/sign.js';
 import type { CliIo } from './io.js';
@@ -18,6 +19,7 @@ Commands:
   diff      render and compare with the committed artifacts (CI): exit 1 when stale; --semantic per object
   explain   map the live counters back to the YAML objects: connections per backend, policy drops
   sign      sign artifacts with an ed25519 key, verify them, or make a key pair
+  import    convert ch-k8s-lbaas (import lbaas) or Istio capture settings (import istio) into nftops YAML
   version   print the version
 
 Run \`nftops <command> --help\` for a command's options.
@@ -28,6 +30,7 @@ const commands: Record<string, { run: (args: string[], io: CliIo) => number | Pr
   compile: { run: runCompile, help: compileHelp },
   check: { run: runCheck, help: checkHelp },
   diff: { run: runDiff, help: diffHelp },
+  import: { run: runImport, help: importHelp },
   explain: { run: (args, io) => runExplain(args, io), help: explainHelp },
   sign: { run: runSign, help: signHelp },
 };
