@@ -15,13 +15,18 @@ function backend(i) {
  * The YAML text of one file with SERVICES load balancers (4 backends each, round robin) and POLICIES
  * network policies (each selecting one backend, two rules), plus an optional layout setting.
  */
-export function syntheticYaml({ services, policies = 0, layout, offset = 0 }) {
+export function syntheticYaml({ services, policies = 0, layout, offset = 0, probe, changed = false }) {
   const docs = [];
   if (layout) docs.push(`apiVersion: nftops.dev/v1alpha1\nkind: Settings\nmetadata: { name: bench }\nspec: { layout: ${layout} }\n`);
   for (let i = offset; i < offset + services; i++) {
     const b = i * 4;
+    // The probe service routes to real listeners in a benchmark topology; CHANGED moves service 0's last backend.
+    const addresses =
+      probe && i === probe.index
+        ? probe.backends
+        : [backend(b), backend(b + 1), backend(b + 2), changed && i === 0 ? backend(4 * 65536 - 1) : backend(b + 3)];
     docs.push(
-      `apiVersion: nftops.dev/v1alpha1\nkind: LoadBalancer\nmetadata: { name: svc-${i} }\nspec:\n  address: '${vip(i)}'\n  ports: [{ port: 80, targetPort: 8080 }]\n  backends: [{ address: '${backend(b)}' }, { address: '${backend(b + 1)}' }, { address: '${backend(b + 2)}' }, { address: '${backend(b + 3)}' }]\n`,
+      `apiVersion: nftops.dev/v1alpha1\nkind: LoadBalancer\nmetadata: { name: svc-${i} }\nspec:\n  address: '${probe && i === probe.index ? probe.vip : vip(i)}'\n  ports: [{ port: 80, targetPort: 8080 }]\n  backends: [${addresses.map((a) => `{ address: '${a}' }`).join(', ')}]\n`,
     );
   }
   for (let i = 0; i < policies; i++) {
@@ -35,12 +40,15 @@ export function syntheticYaml({ services, policies = 0, layout, offset = 0 }) {
 export { vip, backend };
 
 /** The same objects split into files of at most PER_FILE documents, as a repository would hold them. */
-export function syntheticSources({ services, policies = 0, layout, perFile = 1000 }) {
+export function syntheticSources({ services, policies = 0, layout, perFile = 1000, probe, changed = false }) {
   const files = [];
   if (layout) files.push({ path: 'settings.yaml', text: syntheticYaml({ services: 0, layout }) });
   for (let start = 0; start < services; start += perFile) {
     const count = Math.min(perFile, services - start);
-    files.push({ path: `services-${String(start / perFile).padStart(4, '0')}.yaml`, text: syntheticYaml({ services: count, offset: start }) });
+    files.push({
+      path: `services-${String(start / perFile).padStart(4, '0')}.yaml`,
+      text: syntheticYaml({ services: count, offset: start, probe, changed }),
+    });
   }
   for (let start = 0; start < policies; start += perFile) {
     const count = Math.min(perFile, policies - start);

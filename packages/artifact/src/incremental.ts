@@ -53,12 +53,17 @@ export function planIncremental(previous: string, next: string): IncrementalPlan
       if (added.length > 0) elementsAdded.push(`add element ${ref} ${name} {\n\t${added.join(',\n\t')}\n}`);
       operations += removed.length + added.length;
     }
+    // nft 1.0.6 misreads a `typeof` map's key from the kernel ("conflicting protocols"), so a rule that looks
+    // one up can only be added together with the map: such a change goes in as a full apply.
+    const typeofSets = [...newSets.values()].filter((set) => set.declaration[0]?.startsWith('typeof ')).map((set) => `@${set.name}`);
+    const looksUpTypeof = (rule: string) => typeofSets.some((ref) => rule.includes(`${ref} `) || rule.endsWith(ref));
     const oldChains = byName(old.objects.filter((o): o is ChainStructure => o.kind === 'chain'));
     const newChains = byName(now.objects.filter((o): o is ChainStructure => o.kind === 'chain'));
     for (const [name, chain] of newChains) {
       const was = oldChains.get(name);
       if (!was) {
         if (chain.base !== undefined) return { ok: false, reason: `base chain ${name} is new in ${ref}` };
+        if (chain.rules.some(looksUpTypeof)) return { ok: false, reason: `new chain ${name} looks up a typeof map` };
         chainsAdded.push(`add chain ${ref} ${name}`);
         for (const rule of chain.rules) rulesAdded.push(`add rule ${ref} ${name} ${rule}`);
         operations += 1 + chain.rules.length;
@@ -66,6 +71,7 @@ export function planIncremental(previous: string, next: string): IncrementalPlan
       }
       if (was.base !== chain.base) return { ok: false, reason: `base chain ${name} in ${ref} changed its hook or priority` };
       if (sameLines(was.rules, chain.rules)) continue;
+      if (chain.rules.some(looksUpTypeof)) return { ok: false, reason: `chain ${name} looks up a typeof map` };
       // A chain is rewritten whole inside the transaction, so packets never see it half-done.
       rulesAdded.push(`flush chain ${ref} ${name}`, ...chain.rules.map((rule) => `add rule ${ref} ${name} ${rule}`));
       operations += 1 + chain.rules.length;

@@ -261,9 +261,7 @@ function lowerNatTableMaps(content: ArtifactContent): IrTable {
     { name: `dispatch${family}`, type: `type ${serviceKey(family)} : verdict`, flags: [], statements: ['counter'], elements: dispatch[family] },
     {
       name: `backends${family}`,
-      // `udp dport` only names the type (inet_service): nft 1.0.6 cannot read a `th dport` typeof back from
-      // the kernel ("conflicting protocols"), which breaks incremental rule adds. Rules still match `th dport`.
-      type: `typeof ${fam(family)} daddr . meta l4proto . udp dport . numgen inc mod 1 : ${fam(family)} daddr . udp dport`,
+      type: `typeof ${fam(family)} daddr . meta l4proto . th dport . numgen inc mod 1 : ${fam(family)} daddr . th dport`,
       flags: [],
       statements: ['counter'],
       elements: backends[family],
