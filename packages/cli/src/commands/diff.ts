@@ -1,15 +1,22 @@
 import { createTwoFilesPatch } from 'diff';
 import { parseArgs } from 'node:util';
 import { readTextIfExists, type CliIo } from '../io.js';
+import { formatSemanticDiff, semanticDiffArtifacts, type SemanticDiff } from '../semantic-diff/index.js';
 import { compilePaths, EXIT, outputPath, printDiagnostics, printJson, UsageError } from '../shared.js';
 
 export const diffHelp = `Usage: nftops diff [PATH...] [options]
 
 Renders the sources again and compares each artifact with the committed file. This is what CI runs.
 
+With --semantic, each differing artifact is also described per YAML object, for reviewers: which services,
+ports, backends (slots, weights), schedulers, policies (pods, rules), mesh and Settings objects changed,
+and which rules and map or set elements that adds, removes or changes, grouped by the \`Kind/name\` in
+their comments; then the unified diff. --json always carries it as the "semantic" field of each artifact.
+
 Options:
   -o, --output FILE   the committed artifact, when the sources declare no Artifact
-      --json          machine-readable result on stdout
+      --semantic      print the per-object semantic diff before the unified diff
+      --json          machine-readable result on stdout (with "semantic" per artifact)
   -h, --help          this help
 
 Exit codes: 0 every artifact is current, 1 some differ or are missing (a unified diff is printed),
@@ -21,6 +28,8 @@ export interface ArtifactComparison {
   readonly output: string;
   readonly status: 'current' | 'stale' | 'missing';
   readonly diff: string;
+  /** Present with --json or --semantic. */
+  readonly semantic?: SemanticDiff;
 }
 
 export function runDiff(args: string[], io: CliIo): number {
@@ -29,6 +38,7 @@ export function runDiff(args: string[], io: CliIo): number {
     allowPositionals: true,
     options: {
       output: { type: 'string', short: 'o' },
+      semantic: { type: 'boolean' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -56,7 +66,8 @@ export function runDiff(args: string[], io: CliIo): number {
       status === 'current'
         ? ''
         : createTwoFilesPatch(`a/${shown}`, `b/${shown}`, committed ?? '', artifact.text, 'committed', 'rendered', { context: 3 });
-    comparisons.push({ name: artifact.name, output: shown, status, diff });
+    const semantic = values.json || values.semantic ? semanticDiffArtifacts(committed, artifact.text) : undefined;
+    comparisons.push({ name: artifact.name, output: shown, status, diff, ...(semantic ? { semantic } : {}) });
   }
   const different = comparisons.some((c) => c.status !== 'current');
   if (values.json) {
@@ -67,6 +78,7 @@ export function runDiff(args: string[], io: CliIo): number {
       if (c.status === 'current') io.stderr.write(`${c.output}: current\n`);
       else {
         io.stderr.write(`${c.output}: ${c.status === 'missing' ? 'missing (never compiled)' : 'stale'}\n`);
+        if (c.semantic) io.stdout.write(`${formatSemanticDiff(c.semantic, c.output)}\n`);
         io.stdout.write(c.diff);
       }
     }

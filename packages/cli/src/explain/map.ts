@@ -165,6 +165,37 @@ export interface ExplainOptions {
 
 // ---------------------------------------------------------------------------------------------------------------
 
+/**
+ * How many times one packet of protocol PROTO looks an element of SET up. An element counter counts lookups,
+ * and a packet can look a set up in several rules: the maps layout's no-backends chain checks
+ * `… @no-backends4 meta l4proto tcp reject with tcp reset` before `… @no-backends4 reject`, so a UDP packet is
+ * looked up (and counted) in both. Rules are walked in order until one matches for PROTO; its verdict ends
+ * the chain (the rules that refer to sets end in a verdict).
+ */
+export function lookupsPerPacket(table: LiveTable, set: string, proto: string): number {
+  let lookups = 0;
+  for (const chain of table.chains.values()) {
+    for (const rule of chain.rules) {
+      if (!referencedSets(rule.expr).has(set)) continue;
+      let looked = false;
+      let fails = false;
+      for (const statement of rule.expr) {
+        if (!isObject(statement)) continue;
+        if (!looked && referencedSets(statement).has(set)) looked = true;
+        const match = isObject(statement.match) ? statement.match : undefined;
+        const left = match && isObject(match.left) && isObject(match.left.meta) ? match.left.meta : undefined;
+        if (match && left?.key === 'l4proto' && match.op === '==' && typeof match.right === 'string' && match.right !== proto) {
+          fails = true;
+          break;
+        }
+      }
+      if (looked) lookups++;
+      if (looked && !fails) return lookups;
+    }
+  }
+  return Math.max(1, lookups);
+}
+
 /** For each chain, whether its counters count connections (only nat hooks reach it) or packets. */
 function chainUnits(table: LiveTable): { chain: (name: string) => Unit; set: (name: string) => Unit } {
   const edges = new Map<string, Set<string>>();
@@ -332,6 +363,8 @@ interface PortBuilder {
   table: string;
   where: string;
   unavailableReason?: string;
+  /** Where the per-backend counters are (maps layout: the backends map). */
+  backendWhere?: string;
 }
 
 function addCounter(a: Counter | null, b: Counter | undefined): Counter | null {
@@ -397,10 +430,15 @@ export function explainRuleset(liveTables: readonly LiveTable[], options: Explai
     for (const set of table.sets.values()) {
       const where = `${set.kind} ${set.name}`;
       const unit = units.set(set.name);
-      for (const element of set.elements) {
-        const ref = parseObjectComment(element.comment);
-        if (!element.counter || !ref) continue;
-        const key = asList(element.key);
+      for (const raw of set.elements) {
+        const ref = parseObjectComment(raw.comment);
+        if (!raw.counter || !ref) continue;
+        const key = asList(raw.key);
+        const lookups = lookupsPerPacket(table, set.name, typeof key[1] === 'string' ? key[1] : '');
+        const element: LiveElement & { counter: Counter } =
+          lookups === 1
+            ? { ...raw, counter: raw.counter }
+            : { ...raw, counter: { packets: Math.round(raw.counter.packets / lookups), bytes: Math.round(raw.counter.bytes / lookups) } };
         const port = splitPortDetail(ref.detail);
         if (ref.kind === 'LoadBalancer' && set.kind === 'map' && port && verdictTargets(element.value).size > 0 && key.length >= 3) {
           const builder = portOf(ref.ref, String(key[0]), port.port, tname, where);
@@ -501,7 +539,7 @@ export function explainRuleset(liveTables: readonly LiveTable[], options: Explai
             what: 'default-deny',
             table: tname,
             where,
-            detail: `pod ${pod.pod} dropped (no rule of ${pod.policies.join(', ')} accepted)`,
+            detail: `pod ${pod.pod} dropped: no rule of ${pod.policies.map((r) => r.split('/')[1]).join(', ')} accepted`,
             count: counter.packets,
             unit,
             bytes: counter.bytes,
@@ -536,6 +574,7 @@ export function explainRuleset(liveTables: readonly LiveTable[], options: Explai
   for (const list of backendSlots.values()) {
     const first = list[0]!;
     const builder = portOf(first.ref, first.address, first.port, first.table, first.where);
+    builder.backendWhere = first.where;
     if (builder.perBackend === 'none') builder.perBackend = 'counted';
     const sorted = [...list].sort((a, b) => a.slot - b.slot);
     const groups = new Map<string, BackendReport & { slots: number[] }>();
@@ -575,13 +614,12 @@ export function explainRuleset(liveTables: readonly LiveTable[], options: Explai
         serviceRows.push({ object: ref, what: 'service', table: p.table, where: p.where, detail: `${p.address} ${label}`, count: p.connections, unit: 'connections', bytes: p.bytes, counted: true });
       }
       for (const b of p.backends) {
-        const derived = p.perBackend === 'derived' ? ' [derived from the port counter: round robin, numgen inc]' : '';
         serviceRows.push({
           object: ref,
           what: 'backend',
           table: p.table,
-          where: p.where,
-          detail: `${label} -> ${endpoint(b.address, b.port)} (${slotText(b.slots)})${derived}${p.perBackend === 'unavailable' ? ' [not available: see notes]' : ''}`,
+          where: p.backendWhere ?? p.where,
+          detail: `${label} -> ${endpoint(b.address, b.port)} (${slotText(b.slots)})${p.perBackend === 'unavailable' ? ' [not available: see notes]' : ''}`,
           count: p.perBackend === 'unavailable' ? null : b.connections,
           unit: 'connections',
           bytes: b.bytes,

@@ -197,8 +197,10 @@ function describeStatement(statement: unknown): string | undefined {
     case 'counter':
       return undefined;
     case 'match': {
-      const op = o.op === '==' || o.op === 'in' ? '' : `${formatValue(o.op)} `;
-      const right = isObject(o.left) && ('&' in o.left || 'meta' in o.left && (o.left.meta as Json).key === 'mark') ? hex(o.right) : formatValue(o.right);
+      const binop = isObject(o.left) && ('&' in o.left || '|' in o.left || '^' in o.left);
+      const op = (o.op === '==' || o.op === 'in') && !binop ? '' : `${formatValue(o.op)} `;
+      const mark = isObject(o.left) && 'meta' in o.left && isObject(o.left.meta) && o.left.meta.key === 'mark';
+      const right = binop || mark ? hex(o.right) : formatValue(o.right);
       return `${formatValue(o.left)} ${op}${right}`;
     }
     case 'mangle':
