@@ -47,9 +47,19 @@ Exit codes: 0 converted (warnings are printed), 2 errors (an unknown flag is nam
 nothing is written).
 `;
 
+/** `--flags -p 15001 ...`: the value starts with a dash, which parseArgs would take for an option. */
+function joinFlagsValue(args: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--flags' && i + 1 < args.length) out.push(`--flags=${args[++i]}`);
+    else out.push(args[i]!);
+  }
+  return out;
+}
+
 export function runImportIstio(args: string[], io: CliIo): number {
   const { values } = parseArgs({
-    args,
+    args: joinFlagsValue(args),
     allowPositionals: false,
     options: {
       flags: { type: 'string' },

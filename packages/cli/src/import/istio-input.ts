@@ -303,7 +303,8 @@ export function applyFlags(argv: Token[], settings: Settings, ignored: Ignored[]
       report.warn('ISTIO_FLAG_IGNORED', token.at, `${written} is ignored: ${spec.ignored ?? NO_RULES}`);
       continue;
     }
-    settings.set(spec.knob, { value, source: `${source} ${value === '' ? "''" : value}`, at: token.at });
+    const shown = spec.bool ? (inline === undefined ? source : `${source}=${inline}`) : `${source} ${value === '' ? "''" : value}`;
+    settings.set(spec.knob, { value, source: shown, at: token.at });
   }
 }
 
