@@ -36,17 +36,17 @@ describe.runIf(record)('record explain fixtures', () => {
     const artifact = compileOne(smallSources(layout));
     await withLbTopology(SMALL_TOPOLOGY, async (t) => {
       await t.applyRulesetOrThrow(artifact);
-      const observed = await smallTraffic(t, layout);
+      const observed = await smallTraffic(t);
       save(`small-${layout}`, artifact, await nft.listRuleset({ netns: t.lbNetns }), observed);
     });
   });
 
-  it('lbaas-request, per-service layout', async () => {
-    const artifact = compileOne(lbaasSources('per-service'));
+  it.each(['maps', 'per-service'] as const)('lbaas-request, %s layout', async (layout) => {
+    const artifact = compileOne(lbaasSources(layout));
     await withLbTopology(LBAAS_TOPOLOGY, async (t) => {
       await t.applyRulesetOrThrow(artifact);
       const observed = await lbaasTraffic(t);
-      save('lbaas-per-service', artifact, await nft.listRuleset({ netns: t.lbNetns }), observed);
+      save(`lbaas-${layout}`, artifact, await nft.listRuleset({ netns: t.lbNetns }), observed);
     });
   });
 

@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseArtifact, parseBody } from '@nftops/artifact';
 import { createNftDriver, NftNotFoundError, type NftDriver, type NftTableJson } from '@nftops/nft-driver';
@@ -51,7 +51,7 @@ const netnsPath = (netns: string) => (netns.includes('/') ? netns : `/var/run/ne
 function readArtifactFile(io: CliIo, file: string, errors: ExplainError[]): ExplainArtifact | undefined {
   let text: string;
   try {
-    text = readFileSync(join(io.cwd, file), 'utf8');
+    text = readFileSync(resolve(io.cwd, file), 'utf8');
   } catch (error) {
     errors.push({ code: 'EXPLAIN_ARTIFACT_UNREADABLE', message: `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}` });
     return undefined;
