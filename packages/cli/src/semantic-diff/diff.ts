@@ -79,6 +79,8 @@ const tname = (t: TableStructure) => `${t.family} ${t.name}`;
 
 interface Builder {
   changes: string[];
+  /** Tables, chains, sets and maps added or removed: listed after the changes in words. */
+  structure: string[];
   lines: Map<string, { table: string; location: string; kind: LineChanges['kind']; added: string[]; removed: string[]; changed: { from: string; to: string }[] }>;
 }
 
@@ -91,7 +93,7 @@ export function semanticDiff(before: BodyStructure, after: BodyStructure): Seman
   const builders = new Map<string, Builder>();
   const builder = (ref: string): Builder => {
     let b = builders.get(ref);
-    if (!b) builders.set(ref, (b = { changes: [], lines: new Map() }));
+    if (!b) builders.set(ref, (b = { changes: [], structure: [], lines: new Map() }));
     return b;
   };
   const record = (ref: string, table: string, location: string, kind: LineChanges['kind'], change: 'added' | 'removed', line: string) => {
@@ -129,16 +131,16 @@ export function semanticDiff(before: BodyStructure, after: BodyStructure): Seman
       pairs.push([partner, t]);
       renamed.push({ from: tname(partner), to: tname(t) });
       const owner = tableOwner(t.declaration) ?? `table ${tname(t)}`;
-      builder(owner).changes.push(`table ${tname(partner)} renamed to ${tname(t)}`);
+      builder(owner).structure.push(`table ${tname(partner)} renamed to ${tname(t)}`);
     }
   }
   for (const t of leftOld) {
     pairs.push([t, undefined]);
-    builder(tableOwner(t.declaration) ?? `table ${tname(t)}`).changes.push(`table ${tname(t)} removed`);
+    builder(tableOwner(t.declaration) ?? `table ${tname(t)}`).structure.push(`table ${tname(t)} removed`);
   }
   for (const t of leftNew) {
     pairs.push([undefined, t]);
-    builder(tableOwner(t.declaration) ?? `table ${tname(t)}`).changes.push(`table ${tname(t)} added`);
+    builder(tableOwner(t.declaration) ?? `table ${tname(t)}`).structure.push(`table ${tname(t)} added`);
   }
 
   for (const [oldTable, newTable] of pairs) diffTable(oldTable, newTable, { record, recordChanged, builder });
@@ -166,13 +168,14 @@ export function semanticDiff(before: BodyStructure, after: BodyStructure): Seman
     const lines = [...b.lines.values()]
       .map((l) => ({ ...l, added: l.added, removed: l.removed, changed: l.changed }))
       .sort((x, y) => compareText(x.table, y.table) || locationRank(x.location) - locationRank(y.location) || compareText(x.location, y.location) || compareText(x.kind, y.kind));
-    if (b.changes.length === 0 && lines.length === 0) continue;
+    const changes = [...b.changes, ...b.structure];
+    if (changes.length === 0 && lines.length === 0) continue;
     const count = (kind: LineChanges['kind']) => {
       const of = lines.filter((l) => l.kind === kind);
       return { added: of.reduce((n, l) => n + l.added.length, 0), removed: of.reduce((n, l) => n + l.removed.length, 0), changed: of.reduce((n, l) => n + l.changed.length, 0) };
     };
     const status = !inOld.has(ref) && inNew.has(ref) ? 'added' : inOld.has(ref) && !inNew.has(ref) ? 'removed' : 'changed';
-    objects.push({ object: ref, status, changes: b.changes, rules: count('rule'), elements: count('element'), lines });
+    objects.push({ object: ref, status, changes, rules: count('rule'), elements: count('element'), lines });
   }
   return {
     available: true,
@@ -220,8 +223,10 @@ function diffTable(oldTable: TableStructure | undefined, newTable: TableStructur
       const t = o ? oldTable! : newTable!;
       const change = o ? 'removed' : 'added';
       const items = object.kind === 'chain' ? object.rules : object.elements;
-      const principal = items.length > 0 ? lineOwner(items[items.length - 1]!, t) : owner(t);
-      if (oldTable && newTable) r.builder(principal).changes.push(`${name} ${location} ${change}`);
+      // A chain whose rules all belong to one object is that object's; sets, maps and shared chains are the table's.
+      const owners = new Set(items.map((line) => lineOwner(line, t)));
+      const principal = object.kind === 'chain' && owners.size === 1 ? [...owners][0]! : owner(t);
+      if (oldTable && newTable) r.builder(principal).structure.push(`${name} ${location} ${change}`);
       for (const line of items) r.record(lineOwner(line, t), name, location, object.kind === 'chain' ? 'rule' : 'element', change, line);
     }
   }
