@@ -1,5 +1,5 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { isAbsolute, join, relative, sep } from 'node:path';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { Diagnostic } from '@nftops/compiler';
 import { writeFileAtomic, type CliIo } from '../io.js';
 import { EXIT, printDiagnostics, printJson, UsageError } from '../shared.js';
@@ -29,7 +29,7 @@ Exit codes: 0 converted, 2 errors (nothing is written).
 /** Reads a file named on the command line; a failure is a diagnostic, not an exception. */
 export function readInput(io: CliIo, path: string, diagnostics: Diagnostic[]): { path: string; text: string } | undefined {
   try {
-    let text = readFileSync(join(io.cwd, path), 'utf8');
+    let text = readFileSync(resolve(io.cwd, path), 'utf8');
     if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
     return { path: displayPath(io, path), text };
   } catch (error) {
@@ -69,7 +69,7 @@ export interface WriteOutcome {
  * would compile them too.
  */
 export function writeImport(io: CliIo, output: string, files: readonly ImportedFile[], known: readonly string[], warnings: Diagnostic[]): WriteOutcome {
-  const dir = join(io.cwd, output);
+  const dir = resolve(io.cwd, output);
   mkdirSync(dir, { recursive: true });
   const prefix = outputPrefix(io, output);
   const names = new Set(files.map((f) => f.name));

@@ -1,4 +1,3 @@
-import { VERSION } from '@nftops/compiler';
 import { parseAddress, parseBlock } from './address.js';
 import { renderYamlFile, type OutputDocument } from './emit.js';
 import { applyEnv, applyFlags, splitCommandLine, type Ignored, type Knob, type Setting, type Settings, type Token } from './istio-input.js';
@@ -492,7 +491,7 @@ export function importIstio(options: IstioImportOptions): IstioImportResult {
   const inputs = [options.flags && !options.flags.inline ? baseName(options.flags.path) : options.flags ? 'the --flags command line' : undefined, options.pod ? baseName(options.pod.path) : undefined]
     .filter((x): x is string => x !== undefined)
     .join(' and ');
-  const header = `Converted by "nftops import istio" (nftops ${VERSION}) from ${inputs || 'the defaults'} (${source === 'flags' ? 'istio-iptables flags' : source === 'annotations' ? 'pod annotations, read as the istio-cni plugin reads them' : "the pod's istio-init container arguments"}).`;
+  const header = `Converted by "nftops import istio" from ${inputs || 'the defaults'} (${source === 'flags' ? 'istio-iptables flags' : source === 'annotations' ? 'pod annotations, read as the istio-cni plugin reads them' : "the pod's istio-init container arguments"}).`;
   const comments = [header];
   if (converted.asDefault.length > 0) comments.push(`Given, equal to the defaults: ${converted.asDefault.join(', ')}.`);
   if (ignored.length > 0) comments.push(`Ignored (no effect on the rules): ${ignored.map((i) => i.what).join(', ')}.`);

@@ -95,7 +95,7 @@ function convertSettings(
 
   const natTable = options.natTable ?? chooseName('nat-table-name', config.natTableName, 'table name');
   let filterTable = options.filterTable ?? (filter ? chooseName('filter-table-name', config.filterTableName, 'table name') : undefined);
-  if (filterTable !== undefined && filterTable === natTable) {
+  if (filterTable !== undefined && filterTable === natTable && options.filterTable === undefined) {
     const renamed = `${filterTable}_filter`.slice(0, 64);
     report.warn(
       'LBAAS_RENAMED',
@@ -627,7 +627,7 @@ export function importLbaas(options: LbaasImportOptions): ImportResult {
   if (!settings || report.hasErrors) return { ok: false, diagnostics: report.sorted(), files: [] };
 
   const sources = [baseName(options.model.path), ...(options.config ? [baseName(options.config.path)] : [])].join(' and ');
-  const header = `Converted by "nftops import lbaas" (nftops ${VERSION}) from ${sources}.`;
+  const header = `Converted by "nftops import lbaas" from ${sources}.`;
   const artifact: OutputDocument = {
     kind: 'Artifact',
     comments: [header, 'Every object in this directory goes into one artifact, written beside it. Run: nftops compile <this directory>'],
