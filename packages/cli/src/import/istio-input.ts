@@ -36,6 +36,8 @@ export interface Setting {
   readonly value: string;
   /** How the user wrote it: `-p`, `--envoy-port`, `env PROXY_UID`, `annotation traffic.sidecar.istio.io/...`. */
   readonly source: string;
+  /** The flag, variable or annotation name, for messages. */
+  readonly label: string;
   readonly at: Position;
 }
 
@@ -304,7 +306,7 @@ export function applyFlags(argv: Token[], settings: Settings, ignored: Ignored[]
       continue;
     }
     const shown = spec.bool ? (inline === undefined ? source : `${source}=${inline}`) : `${source} ${value === '' ? "''" : value}`;
-    settings.set(spec.knob, { value, source: shown, at: token.at });
+    settings.set(spec.knob, { value, source: shown, label: source, at: token.at });
   }
 }
 
@@ -313,7 +315,7 @@ export function applyEnv(entries: readonly { name: string; value: string; at: Po
   for (const { name, value, at } of entries) {
     const only = ENV_ONLY[name];
     if (only !== undefined) {
-      if (typeof only === 'string') settings.set(only, { value, source: `env ${name}=${value}`, at });
+      if (typeof only === 'string') settings.set(only, { value, source: `env ${name}=${value}`, label: name, at });
       else {
         ignored.push({ what: `env ${name}`, reason: only.ignored });
         report.warn('ISTIO_FLAG_IGNORED', at, `${name} is ignored: ${only.ignored}`);
@@ -347,6 +349,6 @@ export function applyEnv(entries: readonly { name: string; value: string; at: Po
     // REDIRECT_DNS and ISTIO_META_DNS_CAPTURE both set RedirectDNS: either being true turns it on.
     const previous = settings.get(spec.knob);
     if (spec.bool && previous && previous.source.startsWith('env ') && previous.value === 'true') continue;
-    settings.set(spec.knob, { value: stored, source: `env ${name}=${value}`, at });
+    settings.set(spec.knob, { value: stored, source: `env ${name}=${value}`, label: name, at });
   }
 }

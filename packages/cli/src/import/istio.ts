@@ -177,7 +177,7 @@ function readPod(pod: NonNullable<IstioImportOptions['pod']>, settings: Settings
       for (const item of [...raw.split(','), ...CNI_INBOUND_EXCLUDE]) if (item !== '' && !ports.includes(item)) ports.push(item);
       value = ports.join(',');
     }
-    settings.set(knob, { value, source: `annotation ${key}: ${JSON.stringify(raw)}`, at });
+    settings.set(knob, { value, source: `annotation ${key}: ${JSON.stringify(raw)}`, label: key, at });
   }
   if (unused.length > 0) {
     for (const key of unused) ignored.push({ what: `annotation ${key}`, reason: 'no effect on the capture rules' });
@@ -206,6 +206,7 @@ function readPod(pod: NonNullable<IstioImportOptions['pod']>, settings: Settings
       settings.set('ProxyUID', {
         value: String(security.runAsUser),
         source: `istio-proxy securityContext.runAsUser: ${security.runAsUser}`,
+        label: 'istio-proxy securityContext.runAsUser',
         at: input.locate([...path, 'securityContext', 'runAsUser']),
       });
     }
@@ -253,7 +254,7 @@ function convert(settings: Settings, profile: Profile, options: IstioImportOptio
   };
   const integer = (setting: Setting, text: string, min: number, max: number, what: string): number | undefined => {
     if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) {
-      fail(setting.at, `${setting.source.split(' ')[0]}: ${what} ${JSON.stringify(text)} is not an integer from ${min} to ${max}`);
+      fail(setting.at, `${setting.label}: ${what} ${JSON.stringify(text)} is not an integer from ${min} to ${max}`);
       return undefined;
     }
     return Number(text);
@@ -269,14 +270,14 @@ function convert(settings: Settings, profile: Profile, options: IstioImportOptio
       if (item === '*') {
         fail(
           setting.at,
-          wildcard ? `${setting.source.split(' ')[0]}: "*" must stand alone` : 'invalid value for OUTBOUND_IP_RANGES_EXCLUDE: "*" cannot be excluded (Istio refuses it)',
+          wildcard ? `${setting.label}: "*" must stand alone` : 'invalid value for OUTBOUND_IP_RANGES_EXCLUDE: "*" cannot be excluded (Istio refuses it)',
           wildcard ? undefined : 'to capture no outbound traffic, set the include list to ""',
         );
         continue;
       }
       const block = parseBlock(item, true);
       if (!block) {
-        fail(setting.at, `${setting.source.split(' ')[0]}: ${JSON.stringify(item)} is not a CIDR (address/prefix); Istio refuses it (netip.ParsePrefix)`);
+        fail(setting.at, `${setting.label}: ${JSON.stringify(item)} is not a CIDR (address/prefix); Istio refuses it (netip.ParsePrefix)`);
         continue;
       }
       const text = `${block.network.text}/${block.prefix}`;
@@ -305,7 +306,7 @@ function convert(settings: Settings, profile: Profile, options: IstioImportOptio
   let uids = [1337];
   if (uidSetting) {
     const list = split(uidSetting.value).map((u) => integer(uidSetting, u, 0, 4294967294, 'UID'));
-    if (list.length === 0) fail(uidSetting.at, `${uidSetting.source.split(' ')[0]}: no UID given`);
+    if (list.length === 0) fail(uidSetting.at, `${uidSetting.label}: no UID given`);
     else if (list.every((u) => u !== undefined)) {
       uids = list as number[];
       put('proxyUIDs', uids, uidSetting, same(uids, [1337]), true);
@@ -314,7 +315,7 @@ function convert(settings: Settings, profile: Profile, options: IstioImportOptio
   const gidSetting = get('ProxyGID');
   if (gidSetting) {
     const list = split(gidSetting.value).map((g) => integer(gidSetting, g, 0, 4294967294, 'GID'));
-    if (list.length === 0) fail(gidSetting.at, `${gidSetting.source.split(' ')[0]}: no GID given`);
+    if (list.length === 0) fail(gidSetting.at, `${gidSetting.label}: no GID given`);
     else if (list.every((g) => g !== undefined)) put('proxyGIDs', list, gidSetting, same(list, uids), true);
   }
 
@@ -332,7 +333,7 @@ function convert(settings: Settings, profile: Profile, options: IstioImportOptio
     const value = integer(mark, mark.value, 1, 4294967295, 'mark');
     if (value !== undefined) {
       if (!tproxy && value !== 1337) {
-        report.warn('ISTIO_FLAG_IGNORED', mark.at, `${mark.source.split(' ')[0]} only matters with interception mode TPROXY; left out`);
+        report.warn('ISTIO_FLAG_IGNORED', mark.at, `${mark.label} only matters with interception mode TPROXY; left out`);
         asDefault.push(mark.source);
       } else put('tproxyMark', value, mark, value === 1337);
     }
@@ -360,7 +361,7 @@ function convert(settings: Settings, profile: Profile, options: IstioImportOptio
     const ports = portList(exclude);
     if (ports) {
       if (!inboundWildcard && ports.length > 0 && !same(ports, profileInboundExclude)) {
-        report.warn('ISTIO_FLAG_IGNORED', exclude.at, `${exclude.source.split(' ')[0]} only applies when the inbound ports are "*"; Istio ignores it here, and so is it left out`);
+        report.warn('ISTIO_FLAG_IGNORED', exclude.at, `${exclude.label} only applies when the inbound ports are "*"; Istio ignores it here, and so is it left out`);
         asDefault.push(exclude.source);
       } else put(['inboundPorts', 'exclude'], ports, exclude, !inboundWildcard || same(ports, profileInboundExclude), true);
     }
@@ -479,9 +480,9 @@ export function importIstio(options: IstioImportOptions): IstioImportResult {
   }
   if (options.defaults) profile = options.defaults;
   const done = (result: ImportResult): IstioImportResult => ({ ...result, ignored, source });
-  if (report.hasErrors) return done({ ok: false, diagnostics: report.sorted(), files: [] });
+  // Values are checked even after input errors, so that every error is reported at once.
   const converted = convert(settings, profile, options, report);
-  if (!converted) return done({ ok: false, diagnostics: report.sorted(), files: [] });
+  if (!converted || report.hasErrors) return done({ ok: false, diagnostics: report.sorted(), files: [] });
 
   const name = options.name ?? (podName ? objectNameFor(podName) : 'sidecar');
   if (!OBJECT_NAME.test(name)) {
