@@ -428,6 +428,7 @@ describe('import lbaas: errors (exit 2 in the CLI; positions in the model)', () 
     expect(result.ok).toBe(false);
     expect(result.files).toEqual([]);
     expect(result.diagnostics.map((d) => `${d.line}:${d.column} ${d.severity} ${d.code}`)).toEqual([
+      '1:1 warning LBAAS_TABLE_SHARED',
       '3:16 error LBAAS_INVALID_ADDRESS',
       '5:23 error LBAAS_PROTOCOL',
       '6:42 error LBAAS_PORT',
@@ -449,9 +450,11 @@ describe('import lbaas: errors (exit 2 in the CLI; positions in the model)', () 
   });
 
   it('YAML errors, wrong shapes and unknown fields', () => {
-    expect(run('ingress: [').diagnostics.map((d) => d.code)).toEqual(['IMPORT_YAML_SYNTAX']);
-    expect(run('a: 1\na: 2\n').diagnostics.map((d) => `${d.line}:${d.column} ${d.code}`)).toEqual(['2:1 IMPORT_YAML_SYNTAX']);
-    expect(run('ingress: 3\n').diagnostics.map((d) => `${d.line}:${d.column} ${d.code}`)).toEqual(['1:10 LBAAS_MODEL_FIELD']);
+    const errors = (r: ImportResult) => r.diagnostics.filter((d) => d.severity === 'error').map((d) => `${d.line}:${d.column} ${d.code}`);
+    expect(errors(run('ingress: ['))).toEqual(['1:11 IMPORT_YAML_SYNTAX']);
+    expect(errors(run('a: 1\na: 2\n'))).toEqual(['2:1 IMPORT_YAML_SYNTAX']);
+    expect(errors(run('ingress: 3\n'))).toEqual(['1:10 LBAAS_MODEL_FIELD']);
+    expect(errors(run('---\ningress: []\n---\ningress: []\n'))).toEqual(['3:1 IMPORT_YAML_SYNTAX']);
     const extra = run(lbModel(forward('TCP', 80, '[198.51.100.1]'), '  frobs: 1\n'));
     expect(extra.ok).toBe(true);
     expect(where(extra, 'LBAAS_UNKNOWN_FIELD')).toEqual(['request.yaml:6:3']);

@@ -611,9 +611,10 @@ export function importLbaas(options: LbaasImportOptions): ImportResult {
   const config = readNftablesConfig(options.config, report);
   const input = parseYamlInput(options.model.path, options.model.text, report, 'the model');
   const model = input && readLbaasModel(input, report);
+  // The settings are converted even when the model has errors, so that all errors are reported at once.
+  const settings = config && convertSettings(config, name, options, report);
   if (!config || !model || report.hasErrors) return { ok: false, diagnostics: report.sorted(), files: [] };
 
-  const settings = convertSettings(config, name, options, report);
   const loadBalancers = convertLoadBalancers(model, report);
   let policies: OutputDocument[] = [];
   if (settings?.filter) policies = convertPolicies(model, report);
