@@ -16,7 +16,7 @@ const probes = new Map<string, 'pattern' | 'keyword' | undefined>();
 export function tableOrChainNameProblem(name: string): 'pattern' | 'keyword' | undefined {
   if (probes.has(name)) return probes.get(name);
   const text = `apiVersion: nftops.dev/v1alpha1\nkind: Settings\nmetadata: { name: probe }\nspec:\n  chains: { prerouting: ${JSON.stringify(name)} }\n`;
-  const codes = new Set(compile([{ path: 'probe.yaml', text }]).diagnostics.map((d) => d.code));
+  const codes = new Set(compile([{ path: 'probe.yaml', text }]).diagnostics.filter((d) => d.severity === 'error').map((d) => d.code));
   const problem = codes.has('UNSAFE_NAME') ? 'keyword' : codes.size > 0 ? 'pattern' : undefined;
   probes.set(name, problem);
   return problem;
