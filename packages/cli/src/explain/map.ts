@@ -430,11 +430,14 @@ export function explainRuleset(liveTables: readonly LiveTable[], options: Explai
     for (const set of table.sets.values()) {
       const where = `${set.kind} ${set.name}`;
       const unit = units.set(set.name);
+      const lookupCache = new Map<string, number>();
       for (const raw of set.elements) {
         const ref = parseObjectComment(raw.comment);
         if (!raw.counter || !ref) continue;
         const key = asList(raw.key);
-        const lookups = lookupsPerPacket(table, set.name, typeof key[1] === 'string' ? key[1] : '');
+        const proto = typeof key[1] === 'string' ? key[1] : '';
+        let lookups = lookupCache.get(proto);
+        if (lookups === undefined) lookupCache.set(proto, (lookups = lookupsPerPacket(table, set.name, proto)));
         const element: LiveElement & { counter: Counter } =
           lookups === 1
             ? { ...raw, counter: raw.counter }
