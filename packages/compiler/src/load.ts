@@ -1,5 +1,5 @@
 import jsYaml from 'js-yaml';
-import { isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node } from 'yaml';
+import { Composer, isMap, isNode, isPair, isScalar, isSeq, Lexer, LineCounter, Parser, type CST, type Document, type Node } from 'yaml';
 import type { SourceFile } from './api.js';
 import type { DiagnosticBag, Position } from './diagnostics.js';
 
@@ -89,15 +89,48 @@ interface PreciseParse {
   readonly documentStart: (index: number) => Position;
   readonly position: (offset: number) => Position;
   readonly all: () => Document.Parsed[];
+  /** Offset at which the syntax tree got deeper than SYNTAX_DEPTH_LIMIT (then all() is empty). */
+  readonly tooDeepAt: () => number | undefined;
+}
+
+/**
+ * How deep the precise parser's syntax tree may get before composing stops. Its composer recurses once per
+ * level, and near the end of the stack V8 can abort the whole process (a `[` repeated 100000 times, compiled
+ * twice, did). The syntax tree itself is built without recursion, so its depth is checked first; documents
+ * between maxDepth and this bound still get the exact YAML_TOO_DEEP check after conversion.
+ */
+const SYNTAX_DEPTH_LIMIT = LOAD_LIMITS.maxDepth * 4;
+
+class NestingTooDeep extends Error {
+  constructor(readonly offset: number) {
+    super('nesting too deep');
+  }
+}
+
+/** `Parser.parse`, with the depth of the syntax tree checked after every token. */
+function* boundedTokens(text: string, lineCounter: LineCounter): Generator<CST.Token> {
+  const parser = new Parser(lineCounter.addNewLine);
+  lineCounter.addNewLine(0);
+  for (const lexeme of new Lexer().lex(text)) {
+    yield* parser.next(lexeme);
+    if (parser.stack.length > SYNTAX_DEPTH_LIMIT) throw new NestingTooDeep(parser.offset);
+  }
+  yield* parser.end();
 }
 
 function lazyPreciseParse(source: SourceFile): PreciseParse {
   const lineCounter = new LineCounter();
   let docs: Document.Parsed[] | undefined;
+  let tooDeepAt: number | undefined;
   const all = () => {
     if (!docs) {
-      const parsed = parseAllDocuments(source.text, { lineCounter, uniqueKeys: true, prettyErrors: false });
-      docs = Array.isArray(parsed) ? parsed : [];
+      try {
+        docs = Array.from(new Composer({ uniqueKeys: true }).compose(boundedTokens(source.text, lineCounter)));
+      } catch (error) {
+        if (!(error instanceof NestingTooDeep)) throw error;
+        tooDeepAt = error.offset;
+        docs = [];
+      }
     }
     return docs;
   };
@@ -108,6 +141,7 @@ function lazyPreciseParse(source: SourceFile): PreciseParse {
   };
   return {
     all,
+    tooDeepAt: () => (all(), tooDeepAt),
     position,
     document: (index) => all()[index],
     documentStart: (index) => position(all()[index]?.contents?.range?.[0] ?? 0),
@@ -117,6 +151,11 @@ function lazyPreciseParse(source: SourceFile): PreciseParse {
 function loadPrecisely(source: SourceFile, bag: DiagnosticBag, precise: PreciseParse): LoadedDocument[] {
   const { position } = precise;
   const result: LoadedDocument[] = [];
+  const deep = precise.tooDeepAt();
+  if (deep !== undefined) {
+    bag.add('YAML_TOO_DEEP', position(deep), `the file nests deeper than ${LOAD_LIMITS.maxDepth} levels`);
+    return result;
+  }
   precise.all().forEach((doc, index) => {
     if (doc.errors.length > 0) {
       for (const error of doc.errors) {
