@@ -124,8 +124,9 @@ function lazyPreciseParse(source: SourceFile): PreciseParse {
   let tooDeepAt: number | undefined;
   const all = () => {
     if (!docs) {
+      // Duplicate keys are found by duplicateKeys(): yaml's own check compares every key with every earlier one.
       try {
-        docs = Array.from(new Composer({ uniqueKeys: true }).compose(boundedTokens(source.text, lineCounter)));
+        docs = Array.from(new Composer({ uniqueKeys: false }).compose(boundedTokens(source.text, lineCounter)));
       } catch (error) {
         if (!(error instanceof NestingTooDeep)) throw error;
         tooDeepAt = error.offset;
@@ -168,6 +169,13 @@ function loadPrecisely(source: SourceFile, bag: DiagnosticBag, precise: PreciseP
       return;
     }
     if (doc.contents === null) return; // an empty document (`---` alone) holds nothing
+    const duplicates = duplicateKeys(doc);
+    if (duplicates.length > 0) {
+      for (const offset of duplicates) {
+        bag.add('YAML_DUPLICATE_KEY', position(offset), 'Map keys must be unique', { hint: 'remove one of the two keys' });
+      }
+      return;
+    }
     let value: unknown;
     try {
       value = doc.toJS({ maxAliasCount: LOAD_LIMITS.maxAliasCount });
@@ -184,6 +192,34 @@ function loadPrecisely(source: SourceFile, bag: DiagnosticBag, precise: PreciseP
     result.push(makeDocument(source.path, index, value, () => doc, position));
   });
   return result;
+}
+
+/**
+ * Offsets of the keys that repeat an earlier key of their mapping (yaml's rule: scalar keys with equal values;
+ * other keys only when they are the same node), in time linear in the size of the document.
+ */
+function duplicateKeys(doc: Document.Parsed): number[] {
+  const found: number[] = [];
+  const stack: unknown[] = [doc.contents];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (isMap(node)) {
+      const seen = new Set<unknown>();
+      for (const pair of node.items) {
+        const key = pair.key;
+        const identity = isScalar(key) ? key.value : key;
+        if (!seen.has(identity)) seen.add(identity);
+        else {
+          const at = isNode(key) ? key : isNode(pair.value) ? pair.value : undefined;
+          found.push(at?.range?.[0] ?? 0);
+        }
+        stack.push(pair.key, pair.value);
+      }
+    } else if (isSeq(node)) {
+      for (const item of node.items) stack.push(item);
+    }
+  }
+  return found;
 }
 
 function makeDocument(
