@@ -70,6 +70,18 @@ export interface Position {
   readonly column: number;
 }
 
+/** C0 and C1 controls, and the format characters that reorder or hide text: bidi controls, zero-width, BOM. */
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]/g;
+
+/**
+ * TEXT with every unprintable character written as a \uXXXX escape. Messages quote what the input says
+ * (unknown keys, label keys, interface names); a newline or a bidi override there must not forge another
+ * diagnostic line or reorder the one printed.
+ */
+export function printable(text: string): string {
+  return text.replace(UNPRINTABLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 export class DiagnosticBag {
   private readonly items: Diagnostic[] = [];
 
@@ -82,12 +94,12 @@ export class DiagnosticBag {
     const diagnostic: Diagnostic = {
       code,
       severity: extra.severity ?? 'error',
-      message,
+      message: printable(message),
       file: at.file,
       line: at.line,
       column: at.column,
-      ...(extra.hint !== undefined ? { hint: extra.hint } : {}),
-      ...(extra.object !== undefined ? { object: extra.object } : {}),
+      ...(extra.hint !== undefined ? { hint: printable(extra.hint) } : {}),
+      ...(extra.object !== undefined ? { object: printable(extra.object) } : {}),
     };
     this.items.push(diagnostic);
   }
@@ -120,6 +132,6 @@ export function sortDiagnostics(items: readonly Diagnostic[]): Diagnostic[] {
 
 /** `file:line:column: error CODE: message` plus an indented hint: the format every CLI command prints. */
 export function formatDiagnostic(d: Diagnostic): string {
-  const head = `${d.file}:${d.line}:${d.column}: ${d.severity} ${d.code}: ${d.message}`;
-  return d.hint ? `${head}\n  hint: ${d.hint}` : head;
+  const head = `${printable(d.file)}:${d.line}:${d.column}: ${d.severity} ${d.code}: ${printable(d.message)}`;
+  return d.hint ? `${head}\n  hint: ${printable(d.hint)}` : head;
 }
