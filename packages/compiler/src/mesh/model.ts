@@ -123,6 +123,8 @@ export const SIDECAR_RULE_PRIORITY = 32765;
 
 /** Linux interface names (dev_valid_name): 1–15 bytes, no "/", ":" or whitespace; kept to a safe charset. */
 const INTERFACE = /^[A-Za-z0-9_.-]{1,15}$/;
+/** The largest UID or GID (2^32 - 2; 2^32 - 1 means "no id"), as the schemas bound integer ids. */
+const MAX_ID = 4294967294;
 /** POSIX-ish user and group names. */
 const ACCOUNT = /^[a-z_][a-z0-9_-]{0,31}$/;
 
@@ -169,7 +171,12 @@ class Reader {
   /** A group as nft text: a GID, or a quoted name. */
   group(path: readonly PathSegment[], value: number | string): string | undefined {
     if (typeof value === 'number') return `${value}`;
-    if (/^\d+$/.test(value)) return `${Number(value)}`;
+    if (/^\d+$/.test(value)) {
+      // As the schema bounds integer GIDs: a longer digit string would reach nft as 1e+23 or overflow.
+      if (Number(value) <= MAX_ID) return `${Number(value)}`;
+      this.error('MESH_GROUP_NAME', path, `GID ${value} is larger than ${MAX_ID}`, 'GIDs are 32-bit numbers below 4294967295');
+      return undefined;
+    }
     if (!ACCOUNT.test(value)) {
       this.error('MESH_GROUP_NAME', path, `${JSON.stringify(value)} is not a group name or GID`, 'group names match ^[a-z_][a-z0-9_-]{0,31}$; nft resolves them on the node when it loads the artifact');
       return undefined;
