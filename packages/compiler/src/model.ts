@@ -423,6 +423,23 @@ function buildSettings(object: ValidatedObject, bag: DiagnosticBag): Settings {
   };
   for (const [key, name] of Object.entries(settings.tables)) checkName(bag, origin, ['tables', key], name, 'table name');
   for (const [key, name] of Object.entries(settings.chains)) checkName(bag, origin, ['chains', key], name, 'chain name');
+  // A second `chain X { ... }` block of another type makes nft refuse the whole file.
+  const generated = ['no-backends', 'lb4-*', 'lb6-*', 'pod-*', 'policy-*'].map((form) => `${settings.namePrefix}${form}`);
+  for (const [key, name] of Object.entries(settings.chains)) {
+    const clash = generated.find((form) => (form.endsWith('*') ? name.startsWith(form.slice(0, -1)) : name === form));
+    if (clash) {
+      bag.add('UNSAFE_NAME', origin.at(['chains', key]), `chain name "${name}" is taken by generated chains (${clash})`, {
+        hint: `generated chains are named ${generated.join(', ')}; pick another name or another namePrefix`,
+        object: origin.ref,
+      });
+    }
+  }
+  if (settings.chains.prerouting === settings.chains.postrouting) {
+    bag.add('UNSAFE_NAME', origin.at(['chains', 'postrouting']), `the prerouting and postrouting chains are both named "${settings.chains.prerouting}"`, {
+      hint: 'they hook in different places, so they need distinct names',
+      object: origin.ref,
+    });
+  }
   if (settings.filter && settings.tables.nat === settings.tables.filter) {
     bag.add('TABLE_NAME_CLASH', origin.at(['tables', 'filter']), `the nat and filter tables are both named "${settings.tables.nat}"`, {
       hint: 'each owned table is replaced whole, so they need distinct names',
