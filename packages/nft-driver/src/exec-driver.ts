@@ -1,4 +1,6 @@
 import { accessSync, constants } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { unlink, writeFile } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { execa, type ExecaError } from 'execa';
 import {
@@ -17,6 +19,13 @@ export interface NftDriverOptions {
   /** Kill nft after this long (default 30 s): a hung nft must never hang the caller. */
   readonly timeoutMs?: number;
   readonly env?: NodeJS.ProcessEnv;
+  /**
+   * A private directory (mode 0700) where `check` and `apply` first write the ruleset to a 0600 file, which nft
+   * then reads itself (`-f FILE`; removed afterwards). nft so always reads the complete transaction, even when
+   * the caller dies while nft runs: through a pipe it would read a truncated ruleset, and a prefix that ends at
+   * a statement boundary is a valid, smaller transaction. Default: the ruleset goes through a pipe on stdin.
+   */
+  readonly spoolDir?: string;
 }
 
 export function findNft(env: NodeJS.ProcessEnv = process.env): string {
@@ -71,8 +80,19 @@ export function createNftDriver(options: NftDriverOptions = {}): NftDriver {
     return result;
   }
 
+  async function spooled<T>(args: readonly string[], ruleset: string, fn: (args: readonly string[], input: string) => Promise<T>): Promise<T> {
+    if (options.spoolDir === undefined) return fn(args, ruleset);
+    const path = join(options.spoolDir, `nft-${process.pid}-${randomBytes(6).toString('hex')}.nft`);
+    await writeFile(path, ruleset, { mode: 0o600, flag: 'wx' });
+    try {
+      return await fn(args.map((arg) => (arg === '-' ? path : arg)), '');
+    } finally {
+      await unlink(path).catch(() => {});
+    }
+  }
+
   async function transaction(args: readonly string[], ruleset: string, target?: NftTarget): Promise<NftResult> {
-    const result = await runChecked(args, target, ruleset);
+    const result = await spooled(args, ruleset, (argv, input) => runChecked(argv, target, input));
     if (result.exitCode === 0) return { ok: true };
     const stderr = String(result.stderr ?? '');
     return { ok: false, stderr, diagnostics: parseNftDiagnostics(stderr) };
