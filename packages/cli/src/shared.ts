@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { resolve } from 'node:path';
 import { compile, formatDiagnostic, sortDiagnostics, VERSION, type CompileResult, type Diagnostic } from '@nftops/compiler';
 import { readSources, type CliIo } from './io.js';
 
@@ -34,5 +34,5 @@ export function printJson(io: CliIo, value: unknown): void {
 /** The file an artifact is written to: its own output, or the --output flag for sources without Artifacts. */
 export function outputPath(io: CliIo, artifactOutput: string | undefined, flag: string | undefined): string | undefined {
   const chosen = artifactOutput ?? flag;
-  return chosen === undefined ? undefined : join(io.cwd, chosen);
+  return chosen === undefined ? undefined : resolve(io.cwd, chosen);
 }

@@ -6,27 +6,42 @@ import { DiagnosticBag } from './diagnostics.js';
 import { EXTENSIONS } from './extensions.js';
 import { loadSources } from './load.js';
 import { forwardsOf, lowerArtifact, type ArtifactContent } from './lower.js';
-import { buildModel, DEFAULT_SETTINGS, type ArtifactSpec, type Model, type Settings } from './model.js';
+import { buildModel, DEFAULT_SETTINGS, type ArtifactSpec, type LoadBalancer, type Model, type NetworkPolicy, type Settings } from './model.js';
 import { UnsafeTextError } from './nft-text.js';
 import { renderTables } from './render.js';
 import { validateDocuments } from './validate.js';
 import { VERSION } from './version.js';
 
 /**
- * The digest of an artifact's source objects in canonical form. Model objects are built with a fixed
- * property order, so plain JSON of each is canonical once origins (positions) are dropped and free-form
- * maps (labels) are sorted; hashing object by object keeps memory flat at any scale.
+ * The digest of an artifact's source objects in canonical form: everything that shapes the rules, none of
+ * what does not (positions, labels order). Load balancers and policies, the bulk at scale, are written out
+ * field by field; other objects as JSON, which is canonical for model objects (built with a fixed key order)
+ * once origins are dropped. Hashing object by object keeps memory flat.
  */
-export function sourceDigest(parts: readonly unknown[]): string {
+export function sourceDigest(settings: Settings | null, loadBalancers: readonly LoadBalancer[], policies: readonly NetworkPolicy[], others: readonly unknown[]): string {
   const hash = createHash('sha256');
-  const replacer = (key: string, value: unknown): unknown => {
-    if (key === 'origin' || key === 'bytes') return undefined;
-    if (key === 'labels' && value && typeof value === 'object') {
-      return Object.fromEntries(Object.entries(value).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)));
-    }
-    return value;
-  };
-  for (const part of parts) hash.update(`${JSON.stringify(part, replacer) ?? 'null'}\n`);
+  const labels = (l: Readonly<Record<string, string>>) =>
+    Object.keys(l)
+      .sort()
+      .map((k) => `${k}=${l[k]}`)
+      .join(',');
+  const json = (value: unknown) => JSON.stringify(value, (key, inner: unknown) => (key === 'origin' || key === 'bytes' ? undefined : inner)) ?? 'null';
+  hash.update(`settings ${json(settings)}\n`);
+  for (const lb of loadBalancers) {
+    const ports = lb.ports.map((p) => `${p.name ?? ''}/${p.protocol}/${p.port}/${p.targetPort}`).join(' ');
+    const backends = lb.backends.map((b) => `${b.address.text}/${b.weight}/${b.port ?? ''}`).join(' ');
+    hash.update(`lb ${lb.name} [${labels(lb.labels)}] ${lb.address.text} ${lb.scheduler} ${lb.snat ?? ''} | ${ports} | ${backends}\n`);
+  }
+  for (const policy of policies) {
+    const rules = policy.rules.map((r) =>
+      [
+        r.from.map((f) => `${f.cidr.text}!${f.except.map((e) => e.text).join('+')}`).join(' '),
+        r.ports.map((p) => `${p.protocol}/${p.port ?? ''}/${p.endPort ?? ''}`).join(' '),
+      ].join(' ; '),
+    );
+    hash.update(`policy ${policy.name} [${labels(policy.labels)}] ${policy.pods.map((p) => p.text).join(' ')} | ${rules.join(' | ')}\n`);
+  }
+  for (const other of others) hash.update(`${json(other)}\n`);
   return hash.digest('hex');
 }
 
@@ -168,7 +183,7 @@ export function compile(sources: readonly SourceFile[], options: CompileOptions 
     const text = renderArtifact({
       generator,
       tables: tableRefs,
-      sourceDigest: sourceDigest([usesSettings ? settings : null, ...loadBalancers, ...policies, ...extensionObjects]),
+      sourceDigest: sourceDigest(usesSettings ? settings : null, loadBalancers, policies, extensionObjects),
       body: body.text,
       extra: lowered.header,
     });

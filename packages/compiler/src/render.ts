@@ -13,14 +13,22 @@ function pushElements(lines: string[], elements: readonly string[], sources: Map
   lines.push('\t\telements = {');
   elements.forEach((element, i) => {
     lines.push(`\t\t\t${element}${i < elements.length - 1 ? ',' : ''}`);
-    const traced = ELEMENT_SOURCE.exec(element);
-    if (traced) sources.set(lines.length, traced[1]!);
+    const traced = elementSource(element);
+    if (traced !== undefined) sources.set(lines.length, traced);
   });
   lines.push('\t\t}');
 }
 
-/** An element's comment names its source object the way rule comments do. */
-const ELEMENT_SOURCE = / comment "([A-Za-z]+\/[a-z0-9.-]+)[ "]/;
+/** An element's comment names its source object (`Kind/name`) the way rule comments do. */
+function elementSource(element: string): string | undefined {
+  const start = element.indexOf(' comment "');
+  if (start < 0) return undefined;
+  const from = start + 10;
+  let end = from;
+  while (end < element.length && element[end] !== ' ' && element[end] !== '"') end++;
+  const ref = element.slice(from, end);
+  return ref.includes('/') ? ref : undefined;
+}
 
 function renderRule(rule: IrRule): string {
   const note = rule.detail ? `${rule.source} ${rule.detail}` : rule.source;
