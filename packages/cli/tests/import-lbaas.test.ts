@@ -267,6 +267,19 @@ describe('import lbaas: mapping decisions', () => {
     expect(result.diagnostics.find((d) => d.message.includes('"masquerade"'))!.message).toContain('is an nft keyword');
   });
 
+  it('chain names that clash in nftops (each other, or the generated chains of the prefix) are renamed, with the compiler\'s reason', () => {
+    const result = run(
+      lbModel(forward('TCP', 80, '[198.51.100.1]')),
+      '[nftables]\nfilter-table-name = "lbf"\npolicy-prefix = "lb-"\nnat-prerouting-chain = "lbhook"\nnat-postrouting-chain = "lbhook"\nfilter-forward-chain = "lb-pod-entry"\n',
+    );
+    expect(result.ok).toBe(true);
+    expect(byKind(result, 'Settings')[0]!.spec.chains).toEqual({ prerouting: 'lbhook', postrouting: 'nftops_lbhook', forward: 'nftops_lb-pod-entry' });
+    expect(result.diagnostics.filter((d) => d.code === 'LBAAS_RENAMED').map((d) => `${d.line} ${d.message}`)).toEqual([
+      expect.stringMatching(/^5 chain name "lbhook" \(nat-postrouting-chain\) cannot be used in nftops: the prerouting and postrouting chains are both named "lbhook"; renamed to "nftops_lbhook"$/),
+      expect.stringMatching(/^6 chain name "lb-pod-entry" \(filter-forward-chain\) cannot be used in nftops: chain name "lb-pod-entry" is taken by generated chains/),
+    ]);
+  });
+
   it('fwmark: bits outside the mask are dropped (as nft folds them), a mask covering bit 1 moves the SNAT mark, AND = 0 is an error', () => {
     const ok = run(lbModel(forward('TCP', 80, '[198.51.100.1]')), '[nftables]\nfilter-table-name="f"\nfwmark-bits = 0x13\nfwmark-mask = 0xff\n');
     expect(byKind(ok, 'Settings')[0]!.spec).toMatchObject({ mark: { value: 0x13, mask: 0xff }, snatMark: { value: 0x100, mask: 0x100 } });
@@ -290,6 +303,8 @@ describe('import lbaas: mapping decisions', () => {
     expect(result.diagnostics.map((d) => `${d.line} ${d.code}`)).toEqual(['3 LBAAS_SETTING_IGNORED', '4 LBAAS_SETTING_IGNORED', '5 LBAAS_SETTING_IGNORED', '6 LBAAS_UNKNOWN_SETTING']);
     const bad = run(lbModel(forward('TCP', 80, '[198.51.100.1]')), '[nftables]\n\nenable-snat = "yes"\nfwmark-bits = -1\n');
     expect(bad.diagnostics.map((d) => `${d.file}:${d.line}:${d.column} ${d.code}`)).toEqual(['agent.toml:3:1 LBAAS_SETTING_TYPE', 'agent.toml:4:1 LBAAS_SETTING_TYPE']);
+    const empty = run(lbModel(forward('TCP', 80, '[198.51.100.1]')), '[nftables]\nfilter-forward-chain = ""\n');
+    expect(empty.diagnostics.filter((d) => d.severity === 'error').map((d) => `${d.file}:${d.line}:${d.column} ${d.code}`)).toEqual(['agent.toml:2:1 LBAAS_SETTING_TYPE']);
     const syntax = run(lbModel(forward('TCP', 80, '[198.51.100.1]')), '[nftables]\nfwmark-bits = 0x\n');
     expect(syntax.diagnostics.map((d) => `${d.file}:${d.line} ${d.code}`)).toEqual(['agent.toml:2 IMPORT_TOML_SYNTAX']);
   });

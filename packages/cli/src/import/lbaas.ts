@@ -82,6 +82,11 @@ function convertSettings(
   const given = (key: string) => (config.given.has(key) ? key : `${key} (default)`);
 
   const chooseName = (key: string, value: string, what: string): string => {
+    if (value === '') {
+      report.error('LBAAS_SETTING_TYPE', config.at(key), `${key} is empty: ch-k8s-lbaas would write a ${what.split(' ')[0]} without a name, which nft refuses`, 'set a name, or leave the key out for the default');
+      failed = true;
+      return value;
+    }
     const problem = tableOrChainNameProblem(value);
     if (problem === undefined) return value;
     const fixed = fixTableOrChainName(value);
@@ -119,9 +124,9 @@ function convertSettings(
       `filter-table-type "${config.filterTableType}" does not map: nftops's tables are always inet (IPv4 and IPv6); the policy table is "table inet ${filterTable}"`,
     );
   }
-  const prerouting = chooseName('nat-prerouting-chain', config.natPreroutingChain, 'chain name');
-  const postrouting = chooseName('nat-postrouting-chain', config.natPostroutingChain, 'chain name');
-  const forward = filter ? chooseName('filter-forward-chain', config.filterForwardChain, 'chain name') : undefined;
+  let prerouting = chooseName('nat-prerouting-chain', config.natPreroutingChain, 'chain name');
+  let postrouting = chooseName('nat-postrouting-chain', config.natPostroutingChain, 'chain name');
+  let forward = filter ? chooseName('filter-forward-chain', config.filterForwardChain, 'chain name') : undefined;
 
   let prefix = config.policyPrefix;
   if (!NAME_PREFIX.test(prefix)) {
@@ -178,6 +183,22 @@ function convertSettings(
     }
   }
   if (failed) return undefined;
+
+  // Names valid one by one may still clash in nftops (two chains with one name, a name of the generated
+  // chains for this prefix): the compiler says which, and those chains get the nftops_ prefix.
+  for (let round = 0; round < 3; round++) {
+    const clashes = chainClashes({ prerouting, postrouting, forward }, natTable, filterTable, filter, prefix);
+    if (clashes.length === 0) break;
+    for (const { key, message } of clashes) {
+      const toml = { prerouting: 'nat-prerouting-chain', postrouting: 'nat-postrouting-chain', forward: 'filter-forward-chain' }[key];
+      const current = { prerouting, postrouting, forward }[key]!;
+      const renamed = fixTableOrChainName(`nftops_${current}`);
+      report.warn('LBAAS_RENAMED', config.at(toml), `chain name ${JSON.stringify(current)} (${toml}) cannot be used in nftops: ${message}; renamed to ${JSON.stringify(renamed)}`);
+      if (key === 'prerouting') prerouting = renamed;
+      else if (key === 'postrouting') postrouting = renamed;
+      else forward = renamed;
+    }
+  }
 
   const spec: Record<string, unknown> = {
     tables: filter ? { nat: natTable, filter: filterTable } : { nat: natTable },
@@ -236,6 +257,42 @@ function convertSettings(
       hex: [['spec', 'mark', 'value'], ['spec', 'mark', 'mask'], ['spec', 'snatMark', 'value'], ['spec', 'snatMark', 'mask']],
     },
   };
+}
+
+/**
+ * Chain names the compiler refuses together (not one by one): compiles a probe Settings with each chain
+ * name on its own line and maps its errors back by line. Single-sourced: the compiler knows the rules.
+ */
+function chainClashes(
+  chains: { prerouting: string; postrouting: string; forward: string | undefined },
+  nat: string,
+  filterTable: string | undefined,
+  filter: boolean,
+  prefix: string,
+): { key: 'prerouting' | 'postrouting' | 'forward'; message: string }[] {
+  const lines = [
+    'apiVersion: nftops.dev/v1alpha1',
+    'kind: Settings',
+    'metadata: { name: probe }',
+    'spec:',
+    `  namePrefix: ${JSON.stringify(prefix)}`,
+    `  filter: ${filter}`,
+    `  tables: { nat: ${JSON.stringify(nat)}${filterTable !== undefined ? `, filter: ${JSON.stringify(filterTable)}` : ''} }`,
+    '  chains:',
+    `    prerouting: ${JSON.stringify(chains.prerouting)}`,
+    `    postrouting: ${JSON.stringify(chains.postrouting)}`,
+    ...(chains.forward !== undefined ? [`    forward: ${JSON.stringify(chains.forward)}`] : []),
+  ];
+  const keys = new Map<number, 'prerouting' | 'postrouting' | 'forward'>([
+    [9, 'prerouting'],
+    [10, 'postrouting'],
+    [11, 'forward'],
+  ]);
+  const result = compile([{ path: 'probe.yaml', text: `${lines.join('\n')}\n` }]);
+  return result.diagnostics.flatMap((d) => {
+    const key = d.severity === 'error' ? keys.get(d.line) : undefined;
+    return key ? [{ key, message: d.message }] : [];
+  });
 }
 
 function baseName(path: string): string {

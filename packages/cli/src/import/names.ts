@@ -15,7 +15,9 @@ const probes = new Map<string, 'pattern' | 'keyword' | undefined>();
  */
 export function tableOrChainNameProblem(name: string): 'pattern' | 'keyword' | undefined {
   if (probes.has(name)) return probes.get(name);
-  const text = `apiVersion: nftops.dev/v1alpha1\nkind: Settings\nmetadata: { name: probe }\nspec:\n  chains: { prerouting: ${JSON.stringify(name)} }\n`;
+  // As a table name: the same grammar and keyword rules as chains, and no clash with other chains.
+  const other = name === 'nftops_probe' ? 'nftops_probe2' : 'nftops_probe';
+  const text = `apiVersion: nftops.dev/v1alpha1\nkind: Settings\nmetadata: { name: probe }\nspec:\n  tables: { nat: ${JSON.stringify(name)}, filter: ${other} }\n`;
   const codes = new Set(compile([{ path: 'probe.yaml', text }]).diagnostics.filter((d) => d.severity === 'error').map((d) => d.code));
   const problem = codes.has('UNSAFE_NAME') ? 'keyword' : codes.size > 0 ? 'pattern' : undefined;
   probes.set(name, problem);
