@@ -5,7 +5,9 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd} || test -x /usr/sbin/${cmd}`], { stdio: 'ignore' }).status === 0;
-const missing = [['nft', 'nftables'], ['ip', 'iproute2'], ['unshare', 'util-linux']].filter(([cmd]) => !has(cmd));
+const missing = [['nft', 'nftables'], ['ip', 'iproute2'], ['unshare', 'util-linux'], ['setpriv', 'util-linux'], ['python3', 'python3-minimal']]
+  .filter(([cmd]) => !has(cmd))
+  .filter(([, pkg], i, all) => all.findIndex(([, other]) => other === pkg) === i);
 if (missing.length === 0) process.exit(0);
 const packages = missing.map(([, pkg]) => pkg);
 if (process.getuid?.() === 0 && has('apt-get')) {
