@@ -68,13 +68,19 @@ export function dnatStatement(service: LoadBalancer, port: ServicePort): string 
     next += width;
     return `${key} : ${backend.address.text} . ${target(backend)}`;
   });
-  const selector =
-    service.scheduler === 'round-robin'
-      ? `numgen inc mod ${next}`
-      : service.scheduler === 'random'
-        ? `numgen random mod ${next}`
-        : `jhash ${family} saddr mod ${next} seed 0x0`;
-  return `dnat ${family} to ${selector} map { ${entries.join(', ')} }`;
+  return `dnat ${family} to ${slotSelector(service, next)} map { ${entries.join(', ')} }`;
+}
+
+/** The expression that picks one of SLOTS backend slots for a new flow, per the service's scheduler. */
+function slotSelector(service: LoadBalancer, slots: number): string {
+  switch (service.scheduler) {
+    case 'round-robin':
+      return `numgen inc mod ${slots}`;
+    case 'random':
+      return `numgen random mod ${slots}`;
+    case 'source-hash':
+      return `jhash ${familyKeyword(service.address)} saddr mod ${slots} seed 0x0`;
+  }
 }
 
 /** The statements that mark a load-balanced flow (and, with SNAT, the packet for masquerade). */
@@ -220,12 +226,7 @@ function lowerNatTableMaps(content: ArtifactContent): IrTable {
     .sort((a, b) => compareStrings(a.name, b.name))
     .map(({ family, service, slots, name }) => {
       const fam = family === 4 ? 'ip' : 'ip6';
-      const selector =
-        service.scheduler === 'round-robin'
-          ? `numgen inc mod ${slots}`
-          : service.scheduler === 'random'
-            ? `numgen random mod ${slots}`
-            : `jhash ${fam} saddr mod ${slots} seed 0x0`;
+      const selector = slotSelector(service, slots);
       return {
         name,
         rules: [
