@@ -1,6 +1,8 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import type { Server } from 'node:http';
-import { createNftDriver, type NftDriver } from '@nftops/nft-driver';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createNftDriver, type IpRoutingDriver, type NftDriver } from '@nftops/nft-driver';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
 import type { WatchConfig } from './config.js';
 import { describeError, WatchError } from './errors.js';
@@ -30,6 +32,33 @@ export interface AgentOptions {
   /** Add Node process metrics (memory, CPU, event loop) to /metrics (default true). */
   readonly processMetrics?: boolean;
   readonly netnsExists?: (netns: string) => Promise<boolean>;
+  /** Applies artifacts' routing (default: `ip` in the target namespace). */
+  readonly routing?: IpRoutingDriver;
+  /** The state store (tests inject one with a failing writer). */
+  readonly store?: StateStore;
+}
+
+const SPOOL_PREFIX = 'nftops-watch-spool-';
+
+/** Removes spool directories left by agents that died (their pid is in the name and no longer runs). */
+function removeStaleSpools(): void {
+  let names: string[];
+  try {
+    names = readdirSync(tmpdir());
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const match = new RegExp(`^${SPOOL_PREFIX}(\\d+)-`).exec(name);
+    if (!match) continue;
+    try {
+      process.kill(Number(match[1]), 0);
+      continue; // still running
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ESRCH') continue;
+    }
+    rmSync(join(tmpdir(), name), { recursive: true, force: true });
+  }
 }
 
 interface Request {
@@ -66,6 +95,8 @@ export class Agent {
   private retryDelay = 1000;
   private stopped = false;
   private lastSaveError: string | undefined;
+  private saveDirty = false;
+  private readonly spoolDir: string | undefined;
   private readonly startedAt: string;
   private readonly idleWaiters: (() => void)[] = [];
   passes = 0;
@@ -76,7 +107,14 @@ export class Agent {
     this.logger = options.logger ?? createLogger({ level: this.config.logLevel, format: this.config.logFormat });
     this.metrics = new WatchMetrics({ processMetrics: options.processMetrics ?? true });
     this.startedAt = new Date(this.clock.now()).toISOString();
-    const driver = options.driver ?? createNftDriver({ nftPath: this.config.nftPath, timeoutMs: this.config.nftTimeoutMs });
+    let driver = options.driver;
+    if (!driver) {
+      // Rulesets reach nft through a private spool file, never a pipe: killed mid-apply, the agent must not leave
+      // nft reading a truncated (and possibly still valid) transaction.
+      removeStaleSpools();
+      this.spoolDir = mkdtempSync(join(tmpdir(), `${SPOOL_PREFIX}${process.pid}-`));
+      driver = createNftDriver({ nftPath: this.config.nftPath, timeoutMs: this.config.nftTimeoutMs, spoolDir: this.spoolDir });
+    }
     this.reconciler = new Reconciler({
       driver,
       clock: this.clock,
@@ -86,10 +124,15 @@ export class Agent {
       prune: this.config.prune,
       dryRun: this.config.dryRun,
       maxArtifactBytes: this.config.maxArtifactBytes,
+      publicKey: this.config.publicKey,
+      owner: this.config.owner,
+      allowWritable: this.config.allowWritable ?? false,
+      incremental: this.config.incremental ?? true,
+      ...(options.routing ? { routing: options.routing } : {}),
       ...(options.netnsExists ? { netnsExists: options.netnsExists } : {}),
     });
     // A dry run never writes the state directory, but it reads it when present.
-    this.store = new StateStore(this.config.stateDir);
+    this.store = options.store ?? new StateStore(this.config.stateDir, { publicKey: this.config.publicKey });
   }
 
   get info(): AgentInfo {
@@ -104,7 +147,12 @@ export class Agent {
   }
 
   status(): StatusDocument {
-    return this.reconciler.status(this.clock.now(), this.info);
+    const doc = this.reconciler.status(this.clock.now(), this.info);
+    return this.lastSaveError ? { ...doc, stateError: this.lastSaveError } : doc;
+  }
+
+  private removeSpool(): void {
+    if (this.spoolDir) rmSync(this.spoolDir, { recursive: true, force: true });
   }
 
   private async loadState(): Promise<void> {
@@ -120,11 +168,20 @@ export class Agent {
   private async save(): Promise<void> {
     if (!this.store || this.config.dryRun) return;
     try {
-      await this.store.save(this.status(), this.reconciler.allRecords());
-      if (this.lastSaveError) this.logger.info('state.saved', 'state directory writable again', { stateDir: this.config.stateDir });
+      const pending = this.lastSaveError;
       this.lastSaveError = undefined;
+      try {
+        await this.store.save(this.status(), this.reconciler.allRecords());
+      } catch (error) {
+        this.lastSaveError = pending;
+        throw error;
+      }
+      if (pending) this.logger.info('state.saved', 'state directory writable again', { stateDir: this.config.stateDir });
+      this.saveDirty = false;
     } catch (error) {
       const message = describeError(error);
+      this.saveDirty = true;
+      this.metrics.stateWriteFailures.inc();
       if (message !== this.lastSaveError) {
         this.logger.error('state.write_failed', 'cannot write the state directory; rules are applied but last good copies are not kept', {
           stateDir: this.config.stateDir,
@@ -133,15 +190,21 @@ export class Agent {
         });
       }
       this.lastSaveError = message;
+      this.scheduleRetry();
     }
   }
 
   /** `--once`: load state, apply everything (retrying remembered failures), save, return the report. */
   async runOnce(): Promise<ReconcileReport> {
     await this.loadState();
-    const report = await this.reconciler.reconcile({ trigger: 'once', drift: false, force: true });
-    await this.save();
-    return report;
+    try {
+      const report = await this.reconciler.reconcile({ trigger: 'once', drift: false, force: true });
+      await this.save();
+      if (this.lastSaveError) report.errors++;
+      return report;
+    } finally {
+      this.removeSpool();
+    }
   }
 
   /** Starts the status server, the watchers and the drift timer; resolves after the first pass. */
@@ -242,7 +305,7 @@ export class Agent {
         this.passes++;
         onReport?.(report);
         onReport = undefined;
-        if (report.changed) await this.save();
+        if (report.changed || this.saveDirty) await this.save();
         this.logger.debug('reconcile.done', 'pass done', { trigger: request.trigger, ...report, durationMs: Math.round(report.durationMs) });
         if (report.errors > 0) this.scheduleRetry();
         else this.retryDelay = 1000;
@@ -296,6 +359,7 @@ export class Agent {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
+    this.removeSpool();
     this.logger.info('agent.stop', 'stopped; rules stay in place', { reason });
   }
 }

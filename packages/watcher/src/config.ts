@@ -1,3 +1,4 @@
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -33,6 +34,14 @@ export interface WatchConfig {
   readonly nftPath: string | undefined;
   readonly nftTimeoutMs: number;
   readonly maxArtifactBytes: number;
+  /** Only artifacts with a valid ed25519 signature for this key are applied (undefined: no signature needed). */
+  readonly publicKey?: KeyObject | undefined;
+  /** The uid artifact files must belong to; undefined: any owner. */
+  readonly owner?: number | undefined;
+  /** Accept artifact files writable by group or others. */
+  readonly allowWritable?: boolean;
+  /** Apply changes of an applied artifact as element/chain-level transactions when possible (default true). */
+  readonly incremental?: boolean;
   readonly logFormat: LogFormat;
   readonly logLevel: LogLevel;
 }
@@ -44,8 +53,56 @@ export const DEFAULTS = {
   debounce: '10ms',
   maxDelay: '500ms',
   nftTimeout: '30s',
-  maxArtifactBytes: 32 * 1024 * 1024,
+  maxArtifactBytes: 64 * 1024 * 1024,
 } as const;
+
+/** Parses a byte size: 1048576, "512KiB", "64MiB", "1GiB" (K/M/G and KB/MB/GB are binary too). */
+export function parseBytes(value: string | number, what: string): number {
+  if (typeof value === 'number' && Number.isInteger(value) && value > 0) return value;
+  const match = /^\s*(\d+)\s*(?:([KMG])(?:i?B)?|B)?\s*$/i.exec(String(value));
+  const bytes = match ? Number(match[1]) * 1024 ** ({ K: 1, M: 2, G: 3 }[(match[2] ?? '').toUpperCase() as 'K' | 'M' | 'G'] ?? 0) : NaN;
+  if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new WatchError('WATCH_CONFIG', `${what}: cannot read ${JSON.stringify(value)} as a positive size (examples: 1048576, 64MiB)`);
+  return bytes;
+}
+
+/** Resolves an owner: a uid, a user name from /etc/passwd, or "any" (no owner check: undefined). */
+export function parseOwner(value: string | number, what = '--owner', passwd = '/etc/passwd'): number | undefined {
+  if (value === 'any') return undefined;
+  if (typeof value === 'number' || /^\d+$/.test(value)) {
+    const uid = Number(value);
+    if (!Number.isSafeInteger(uid) || uid < 0 || uid > 0xfffffffe) throw new WatchError('WATCH_CONFIG', `${what}: ${JSON.stringify(value)} is not a uid`);
+    return uid;
+  }
+  let text = '';
+  try {
+    text = readFileSync(passwd, 'utf8');
+  } catch (error) {
+    throw new WatchError('WATCH_CONFIG', `${what}: cannot look up user ${JSON.stringify(value)}: ${(error as Error).message}`);
+  }
+  for (const line of text.split('\n')) {
+    const [name, , uid] = line.split(':');
+    if (name === value && uid !== undefined && /^\d+$/.test(uid)) return Number(uid);
+  }
+  throw new WatchError('WATCH_CONFIG', `${what}: no user ${JSON.stringify(value)} in ${passwd} (give a uid, a user name or "any")`);
+}
+
+/** Reads an ed25519 public key (PEM). */
+export function readPublicKey(path: string): KeyObject {
+  let pem: string;
+  try {
+    pem = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new WatchError('WATCH_CONFIG', `cannot read the public key ${path}: ${(error as Error).message}`);
+  }
+  let key: KeyObject;
+  try {
+    key = createPublicKey(pem);
+  } catch (error) {
+    throw new WatchError('WATCH_CONFIG', `${path} is not a public key in PEM form: ${(error as Error).message}`);
+  }
+  if (key.asymmetricKeyType !== 'ed25519') throw new WatchError('WATCH_CONFIG', `${path} is an ${String(key.asymmetricKeyType)} key; nftops signs with ed25519`);
+  return key;
+}
 
 export const NETNS_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$/;
 
@@ -82,14 +139,18 @@ export interface ConfigFile {
   prune?: boolean;
   nft?: string;
   nftTimeout?: string | number;
-  maxArtifactBytes?: number;
+  maxArtifactBytes?: number | string;
+  publicKey?: string;
+  owner?: number | string;
+  allowWritable?: boolean;
+  incremental?: boolean;
   logFormat?: LogFormat;
   logLevel?: LogLevel;
 }
 
 const FILE_KEYS = new Set([
   'sources', 'stateDir', 'listen', 'driftInterval', 'debounce', 'maxDelay', 'prune', 'nft', 'nftTimeout',
-  'maxArtifactBytes', 'logFormat', 'logLevel',
+  'maxArtifactBytes', 'publicKey', 'owner', 'allowWritable', 'incremental', 'logFormat', 'logLevel',
 ]);
 
 export function readConfigFile(path: string): ConfigFile {
@@ -127,6 +188,11 @@ export const RUN_OPTIONS = {
   'dry-run': { type: 'boolean' },
   nft: { type: 'string' },
   'nft-timeout': { type: 'string' },
+  'max-artifact-bytes': { type: 'string' },
+  'public-key': { type: 'string' },
+  owner: { type: 'string' },
+  'allow-writable': { type: 'boolean' },
+  'no-incremental': { type: 'boolean' },
   'log-format': { type: 'string' },
   'log-level': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -163,8 +229,11 @@ export function buildConfig(flags: RunFlags, cwd = process.cwd()): WatchConfig {
     if (seen.has(source.path)) throw new WatchError('WATCH_CONFIG', `the directory ${source.path} is listed twice`);
     seen.add(source.path);
   }
-  const maxArtifactBytes = file.maxArtifactBytes ?? DEFAULTS.maxArtifactBytes;
-  if (!Number.isInteger(maxArtifactBytes) || maxArtifactBytes <= 0) throw new WatchError('WATCH_CONFIG', 'maxArtifactBytes must be a positive integer');
+  const maxArtifactBytes = parseBytes(flags['max-artifact-bytes'] ?? file.maxArtifactBytes ?? DEFAULTS.maxArtifactBytes, 'max artifact bytes');
+  const publicKeyPath = flags['public-key'] ?? file.publicKey;
+  const publicKey = publicKeyPath === undefined ? undefined : readPublicKey(resolve(cwd, publicKeyPath));
+  const owner = parseOwner(flags.owner ?? file.owner ?? process.geteuid?.() ?? 0);
+  if (file.allowWritable !== undefined && typeof file.allowWritable !== 'boolean') throw new WatchError('WATCH_CONFIG', 'allowWritable must be true or false');
   return {
     sources,
     stateDir: resolve(cwd, flags['state-dir'] ?? file.stateDir ?? DEFAULTS.stateDir),
@@ -178,6 +247,10 @@ export function buildConfig(flags: RunFlags, cwd = process.cwd()): WatchConfig {
     nftPath: flags.nft ?? file.nft,
     nftTimeoutMs: parseDuration(flags['nft-timeout'] ?? file.nftTimeout ?? DEFAULTS.nftTimeout, 'nft timeout'),
     maxArtifactBytes,
+    publicKey,
+    owner,
+    allowWritable: flags['allow-writable'] ?? file.allowWritable ?? false,
+    incremental: flags['no-incremental'] ? false : file.incremental ?? true,
     logFormat: oneOf(flags['log-format'] ?? file.logFormat, ['json', 'text', 'auto'] as const, 'log format', 'auto'),
     logLevel: oneOf(flags['log-level'] ?? file.logLevel, ['debug', 'info', 'warn', 'error'] as const, 'log level', 'info'),
   };

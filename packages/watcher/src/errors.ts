@@ -13,6 +13,14 @@ export type WatchErrorCode =
   | 'WATCH_TABLE_CONFLICT'
   /** Two sources produce the same artifact id. */
   | 'WATCH_DUPLICATE_ARTIFACT'
+  /** A public key is configured and the artifact carries no signature. */
+  | 'WATCH_SIGNATURE_MISSING'
+  /** A public key is configured and the artifact's signature does not verify with it. */
+  | 'WATCH_SIGNATURE_INVALID'
+  /** The file is writable by group or others, not owned by the expected user, or a symlink leaving the directory. */
+  | 'WATCH_UNSAFE_FILE'
+  /** The routing an artifact carries could not be applied or removed (the nft state stays; retried). */
+  | 'WATCH_ROUTING'
   /** The file is larger than the configured limit. */
   | 'WATCH_TOO_LARGE'
   /** The file could not be read. */

@@ -20,7 +20,8 @@ namespace instead: {"sources": [{"path": "/srv/pod-a", "netns": "cni-1234"}]}.
 Options:
   --dir PATH             artifact directory (repeatable; may be a symlink, as git-sync's --link)
   -c, --config FILE      JSON config file (keys: sources, stateDir, listen, driftInterval, debounce, maxDelay,
-                         prune, nft, nftTimeout, maxArtifactBytes, logFormat, logLevel); flags win
+                         prune, nft, nftTimeout, maxArtifactBytes, publicKey, owner, allowWritable,
+                         incremental, logFormat, logLevel); flags win
   --state-dir DIR        last good copies and status (default ${DEFAULTS.stateDir})
   --listen HOST:PORT     status server: /healthz /readyz /metrics /status (default ${DEFAULTS.listen}; "none" = off)
   --drift-interval DUR   compare live tables with what was applied, repair drift (default ${DEFAULTS.driftInterval}; 0 = off)
@@ -31,6 +32,11 @@ Options:
   --dry-run              only run nft --check; never change the kernel or the state directory
   --nft PATH             the nft binary (default: found on PATH, /usr/sbin, /sbin)
   --nft-timeout DUR      kill nft after this long (default ${DEFAULTS.nftTimeout})
+  --max-artifact-bytes N refuse larger artifact files, checked before reading (default 64MiB; e.g. 16MiB)
+  --public-key FILE      apply only artifacts with a valid ed25519 signature for this PEM public key
+  --owner UID|NAME|any   artifact files must belong to this user (default: the agent's own uid)
+  --allow-writable       accept artifact files writable by group or others (refused by default)
+  --no-incremental       always apply artifacts whole (default: element/chain-level changes when possible)
   --log-format FMT       json | text | auto (default auto: text on a terminal, JSON lines otherwise)
   --log-level LEVEL      debug | info | warn | error (default info)
   -h, --help             this help

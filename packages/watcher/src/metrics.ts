@@ -11,6 +11,12 @@ export class WatchMetrics {
   readonly artifactFailing: Gauge<'artifact' | 'netns'>;
   readonly reconcileDuration: Histogram<'trigger'>;
   readonly ready: Gauge;
+  readonly applyModes: Counter<'mode'>;
+  readonly incrementalFallbacks: Counter<'reason'>;
+  readonly refused: Counter<'code'>;
+  readonly routingChanges: Counter<'op'>;
+  readonly routingFailures: Counter;
+  readonly stateWriteFailures: Counter;
   private readonly infoLabels = new Map<string, { artifact: string; netns: string; digest: string }>();
 
   constructor(options: { processMetrics?: boolean } = {}) {
@@ -58,6 +64,34 @@ export class WatchMetrics {
       registers,
     });
     this.ready = new Gauge({ name: 'nftops_watch_ready', help: '1 once the first apply succeeded.', registers });
+    this.applyModes = new Counter({
+      name: 'nftops_watch_apply_mode_total',
+      help: 'Artifact versions applied (including drift repairs), by how: full (the artifact whole) or incremental (element/chain-level transaction).',
+      labelNames: ['mode'],
+      registers,
+    });
+    for (const mode of ['full', 'incremental']) this.applyModes.inc({ mode }, 0);
+    this.incrementalFallbacks = new Counter({
+      name: 'nftops_watch_incremental_fallbacks_total',
+      help: 'New versions of an applied artifact that went in whole instead of incrementally, by reason.',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.refused = new Counter({
+      name: 'nftops_watch_refused_total',
+      help: 'Artifact versions refused before nft saw them (digest, signature, file checks, size, body guard), by error code.',
+      labelNames: ['code'],
+      registers,
+    });
+    this.routingChanges = new Counter({
+      name: 'nftops_watch_routing_changes_total',
+      help: 'Routing items (ip rules, routes, addresses) added or removed for artifacts.',
+      labelNames: ['op'],
+      registers,
+    });
+    for (const op of ['add', 'remove']) this.routingChanges.inc({ op }, 0);
+    this.routingFailures = new Counter({ name: 'nftops_watch_routing_failures_total', help: 'Failed attempts to apply or remove an artifact\'s routing (retried).', registers });
+    this.stateWriteFailures = new Counter({ name: 'nftops_watch_state_write_failures_total', help: 'Failed writes of the state directory (last good copies, status.json).', registers });
     if (options.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'nftops_watch_', eventLoopMonitoringPrecision: 100 });
   }
 

@@ -1,6 +1,8 @@
-import type { TableRef } from '@nftops/artifact';
+import type { Routing, TableRef } from '@nftops/artifact';
 import type { WatchErrorCode } from './errors.js';
+import type { TablesModel } from './fingerprint.js';
 import type { LiveState } from './hitless.js';
+import type { BodyIndex } from './plan.js';
 import type { Target } from './scan.js';
 
 export type Trigger = 'startup' | 'event' | 'interval' | 'signal' | 'retry' | 'once' | 'manual';
@@ -43,6 +45,14 @@ export interface AppliedVersion {
   readonly body: string;
   /** In memory only: the owned tables as last read back, for the keep-base-chains rewrite of the next version. */
   readonly liveTables?: ReadonlyMap<string, LiveState>;
+  /** The routing the artifact carries (`# routing:` header). */
+  readonly routing: Routing;
+  /** How this version went in: the artifact whole (`full`) or as an incremental transaction. */
+  readonly mode?: 'full' | 'incremental';
+  /** In memory only: the model of the tables as last read back, to check the next incremental apply. */
+  readonly model?: TablesModel;
+  /** In memory only: the body cut into objects, computed once for planning the next version. */
+  index?: BodyIndex | null;
 }
 
 export interface ArtifactRecord {
@@ -57,6 +67,15 @@ export interface ArtifactRecord {
   lastAttempt: Attempt | undefined;
   /** Newest first, at most five, deduplicated by digest and result. */
   history: Attempt[];
+  /** Routing items (ipRoutingKey lines) this agent added for the artifact and will remove with it. */
+  routingOwned: Set<string>;
+  /** The routing still has to be applied (or removed) in the namespace: a failure to retry. */
+  routingPending: boolean;
+  routingError?: { message: string; at: number; count: number } | undefined;
+  /** The live tables were found different from the recorded fingerprint: the next change goes in whole. */
+  driftSuspect?: boolean;
+  /** Why the newest version was not applied incrementally, if it was not. */
+  lastFallback?: string | undefined;
 }
 
 export interface AgentInfo {
@@ -80,7 +99,18 @@ export interface ArtifactStatus {
     readonly at: string;
     readonly tables: readonly string[];
     readonly fingerprint?: string;
+    readonly mode?: 'full' | 'incremental';
   };
+  /** The artifact's routing companion, when it carries one. */
+  readonly routing?: {
+    readonly items: readonly string[];
+    readonly state: 'Ready' | 'Failing';
+    readonly error?: string;
+    readonly failures?: number;
+    readonly since?: string;
+  };
+  /** Why the newest version went in whole although an earlier version was applied. */
+  readonly incrementalFallback?: string;
   readonly lastAttempt?: AttemptJson;
   readonly history: readonly AttemptJson[];
 }
@@ -97,6 +127,8 @@ export interface StatusDocument {
   readonly artifacts: readonly ArtifactStatus[];
   /** The last five attempts across all artifacts, newest first. */
   readonly recent: readonly AttemptJson[];
+  /** Set while the state directory cannot be written (rules are applied, last good copies are not kept). */
+  readonly stateError?: string;
 }
 
 export const iso = (ms: number) => new Date(ms).toISOString();

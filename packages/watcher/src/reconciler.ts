@@ -1,10 +1,12 @@
 import { access } from 'node:fs/promises';
-import type { TableRef } from '@nftops/artifact';
-import type { NftDriver, NftTarget } from '@nftops/nft-driver';
+import type { KeyObject } from 'node:crypto';
+import { parseRouting, type Routing, type RoutingItem, type TableRef } from '@nftops/artifact';
+import { createIpRouting, ipRoutingKey, type IpRoutingDriver, type NftDriver, type NftTarget } from '@nftops/nft-driver';
 import type { Clock } from './clock.js';
 import type { SourceSpec } from './config.js';
 import { describeError, type WatchErrorCode } from './errors.js';
-import { fingerprint } from './fingerprint.js';
+import { faultPoint, faultWhileChildRuns } from './fault.js';
+import { checkIncremental, fingerprint, tablesModel, type TablesModel } from './fingerprint.js';
 import { keepBaseChains, leftovers, liveState, type LiveState } from './hitless.js';
 import type { Logger } from './log.js';
 import type { WatchMetrics } from './metrics.js';
@@ -20,7 +22,8 @@ import {
   type StatusDocument,
   type Trigger,
 } from './model.js';
-import { desiredFromText, scanSources, type DesiredArtifact, type ScannedSource, type Target } from './scan.js';
+import { indexBody, planChange, type BodyIndex, type ChangePlan } from './plan.js';
+import { desiredFromText, scanSources, type DesiredArtifact, type ScanOptions, type ScannedSource, type Target } from './scan.js';
 
 export interface ReconcilerOptions {
   readonly driver: NftDriver;
@@ -31,9 +34,18 @@ export interface ReconcilerOptions {
   readonly prune: boolean;
   readonly dryRun: boolean;
   readonly maxArtifactBytes: number;
+  /** Only artifacts signed for this ed25519 key are applied. */
+  readonly publicKey?: KeyObject | undefined;
+  /** The uid artifact files must belong to (undefined: any). */
+  readonly owner?: number | undefined;
+  readonly allowWritable?: boolean;
+  /** Apply changes of an applied artifact as element/chain-level transactions when possible (default true). */
+  readonly incremental?: boolean;
+  /** Applies the routing artifacts carry; default: `ip` in the target namespace. */
+  readonly routing?: IpRoutingDriver;
   /** Whether a named namespace exists; default: /var/run/netns/NAME (or the absolute path) is accessible. */
   readonly netnsExists?: (netns: string) => Promise<boolean>;
-  readonly scan?: (sources: readonly SourceSpec[], maxBytes: number) => Promise<ScannedSource[]>;
+  readonly scan?: (sources: readonly SourceSpec[], options: ScanOptions) => Promise<ScannedSource[]>;
 }
 
 export interface ReconcileOptions {
@@ -64,9 +76,24 @@ interface Item {
   readonly tables: readonly TableRef[];
   readonly body: string;
   readonly bodyDigest: string;
+  readonly routing: Routing;
+  /** The incremental transaction from the applied version, when one is planned. */
+  plan?: Extract<ChangePlan, { ok: true }> | undefined;
+  /** The body cut into objects (computed while planning), kept for planning the next version. */
+  index?: BodyIndex | null;
 }
 
-type TxResult = { ok: true } | { ok: false; stderr: string };
+type TxResult = { ok: true } | { ok: false; stderr: string; phase: 'check' | 'apply' };
+
+/**
+ * nft failures that say nothing about the ruleset (permissions, memory, a busy kernel): retried like a failure to
+ * run nft, never remembered as a bad artifact.
+ */
+const TRANSIENT = /Operation not permitted|Permission denied|Cannot allocate memory|No buffer space available|Resource temporarily unavailable|Interrupted system call|Device or resource busy|Connection refused|Could not receive|Netlink error|Broken pipe|Killed/i;
+
+export function transientFailure(stderr: string): boolean {
+  return TRANSIENT.test(stderr);
+}
 
 const tableKey = (t: TableRef) => `${t.family} ${t.name}`;
 
@@ -113,11 +140,21 @@ export class Reconciler {
   private readyFlag = false;
   private lastSuccessAt: number | undefined;
   private readonly netnsExists: (netns: string) => Promise<boolean>;
-  private readonly scan: (sources: readonly SourceSpec[], maxBytes: number) => Promise<ScannedSource[]>;
+  private readonly scan: (sources: readonly SourceSpec[], options: ScanOptions) => Promise<ScannedSource[]>;
+  private routingDriver: IpRoutingDriver | undefined;
+  /** Routing items of artifacts that are gone, still to be removed (per namespace; retried). */
+  private readonly orphanRouting = new Map<string, Set<string>>();
+  private readonly scanOptions: ScanOptions;
 
   constructor(private readonly options: ReconcilerOptions) {
     this.netnsExists = options.netnsExists ?? defaultNetnsExists;
     this.scan = options.scan ?? scanSources;
+    this.routingDriver = options.routing;
+    this.scanOptions = { maxBytes: options.maxArtifactBytes, publicKey: options.publicKey, owner: options.owner, allowWritable: options.allowWritable ?? false };
+  }
+
+  private get routing(): IpRoutingDriver {
+    return (this.routingDriver ??= createIpRouting());
   }
 
   get ready(): boolean {
@@ -127,7 +164,7 @@ export class Reconciler {
   /** Loads records from the state store. Their versions are not assumed live until applied again. */
   restore(records: readonly ArtifactRecord[], recent: readonly Attempt[], lastSuccessAt?: number): void {
     for (const record of records) {
-      this.records.set(record.id, { ...record, live: false, history: [...record.history] });
+      this.records.set(record.id, { ...record, live: false, history: [...record.history], routingOwned: new Set(record.routingOwned ?? []), routingPending: false });
     }
     this.recent = [...recent].slice(0, 5);
     this.lastSuccessAt = lastSuccessAt;
@@ -163,9 +200,20 @@ export class Reconciler {
                 at: iso(r.applied.appliedAt),
                 tables: r.applied.tables.map(tableKey),
                 ...(r.applied.fingerprint ? { fingerprint: `sha256:${r.applied.fingerprint}` } : {}),
+                ...(r.applied.mode ? { mode: r.applied.mode } : {}),
               },
             }
           : {}),
+        ...(r.applied && r.applied.routing.items.length > 0
+          ? {
+              routing: {
+                items: r.applied.routing.items.map(ipRoutingKey),
+                state: r.routingError ? ('Failing' as const) : ('Ready' as const),
+                ...(r.routingError ? { error: r.routingError.message, failures: r.routingError.count, since: iso(r.routingError.at) } : {}),
+              },
+            }
+          : {}),
+        ...(r.lastFallback ? { incrementalFallback: r.lastFallback } : {}),
         ...(r.lastAttempt ? { lastAttempt: attemptJson(r.lastAttempt) } : {}),
         history: r.history.map(attemptJson),
       };
@@ -186,7 +234,7 @@ export class Reconciler {
     const started = clock.monotonic();
     const report: ReconcileReport = { changed: false, applied: 0, repaired: 0, removed: 0, rejected: 0, errors: 0, durationMs: 0 };
     if (opts.force) this.forgetRejected();
-    const scanned = await this.scan(this.options.sources, this.options.maxArtifactBytes);
+    const scanned = await this.scan(this.options.sources, this.scanOptions);
     const desired = this.collectDesired(scanned);
 
     const targets = new Map<string, Target>();
@@ -230,7 +278,7 @@ export class Reconciler {
         }
         for (const record of this.records.values()) {
           if (record.sourcePath !== source.spec.path || !record.applied || desired.has(record.id)) continue;
-          desired.set(record.id, desiredFromText(record.id, record.sourcePath, record.target, record.applied.file, record.applied.text));
+          desired.set(record.id, desiredFromText(record.id, record.sourcePath, record.target, record.applied.file, record.applied.text, this.scanOptions));
         }
         continue;
       }
@@ -269,6 +317,8 @@ export class Reconciler {
         rejectedDigest: undefined,
         lastAttempt: undefined,
         history: [],
+        routingOwned: new Set(),
+        routingPending: false,
       };
       this.records.set(artifact.id, record);
     }
@@ -332,6 +382,7 @@ export class Reconciler {
     report.changed = true;
     if (!fresh) return; // the same failure again: counted in the history entry, not logged or metered again
     this.options.metrics?.applies.inc({ result });
+    if (result === 'invalid') this.options.metrics?.refused.inc({ code });
     const event = result === 'invalid' ? 'artifact.invalid' : result === 'rejected' ? 'apply.rejected' : 'apply.error';
     const verb = result === 'invalid' ? 'artifact refused' : result === 'rejected' ? 'nft refused the artifact' : 'could not apply the artifact';
     this.options.logger.log(result === 'error' ? 'error' : 'warn', event, `${verb}; the last good rules stay`, {
@@ -367,7 +418,8 @@ export class Reconciler {
       changed.push({ record, artifact });
     }
     const removed = recordsHere.filter((r) => !wantedIds.has(r.id));
-    if (changed.length === 0 && removed.length === 0 && !opts.drift) return;
+    const routingWork = !this.options.dryRun && (recordsHere.some((r) => r.routingPending) || (this.orphanRouting.get(target.key)?.size ?? 0) > 0);
+    if (changed.length === 0 && removed.length === 0 && !opts.drift && !routingWork) return;
 
     // 2. The namespace must exist.
     if (target.netns !== undefined && !(await this.netnsExists(target.netns))) {
@@ -454,41 +506,64 @@ export class Reconciler {
     const changes: Item[] = [];
     for (const { record, artifact } of changed) {
       if (!artifact.verdict.ok) continue;
-      changes.push({ record, kind: 'change', artifact, tables: artifact.verdict.tables, body: artifact.verdict.body, bodyDigest: artifact.verdict.bodyDigest });
+      const item: Item = {
+        record,
+        kind: 'change',
+        artifact,
+        tables: artifact.verdict.tables,
+        body: artifact.verdict.body,
+        bodyDigest: artifact.verdict.bodyDigest,
+        routing: artifact.verdict.routing,
+      };
+      this.planIncremental(item, target);
+      changes.push(item);
     }
+    // Routing of the versions replaced or removed in this pass, to take away what the new state no longer wants.
+    const routingBefore = new Map<string, { record: ArtifactRecord; routing: Routing }>();
+    for (const record of recordsHere) if (record.applied) routingBefore.set(record.id, { record, routing: record.applied.routing });
     let inFlight: Item[] = changes;
+    const done = new Set<string>();
     try {
-      const done = new Set<string>();
       if (changes.length > 0 || deletes.size > 0 || pruned.length > 0) {
         for (const id of await this.execute(target, nftTarget, changes, [...deletes.values()], pruned, opts, report)) done.add(id);
       }
-      if (!opts.drift) return;
-      const repairs: Item[] = [];
-      for (const record of present) {
-        if (done.has(record.id) || !record.applied || !record.live) continue;
-        const read = await this.readTables(record.applied.tables, nftTarget);
-        const live = read.fingerprint;
-        if (record.applied.fingerprint === undefined) {
-          record.applied = { ...record.applied, fingerprint: live, liveTables: read.liveTables };
-          report.changed = true;
-          continue;
+      if (opts.drift) {
+        const repairs: Item[] = [];
+        for (const record of present) {
+          if (done.has(record.id) || !record.applied || !record.live) continue;
+          const read = await this.readTables(record.applied.tables, nftTarget);
+          const live = read.fingerprint;
+          if (record.applied.fingerprint === undefined) {
+            record.applied = { ...record.applied, fingerprint: live, liveTables: read.liveTables, model: read.model };
+            report.changed = true;
+            continue;
+          }
+          if (live === record.applied.fingerprint) {
+            record.applied = { ...record.applied, liveTables: read.liveTables, model: read.model };
+            continue;
+          }
+          record.driftSuspect = true;
+          logger.warn('drift.detected', 'live tables differ from what was applied', {
+            artifact: record.id,
+            netns: target.key,
+            expected: `sha256:${record.applied.fingerprint}`,
+            found: `sha256:${live}`,
+          });
+          if (this.options.dryRun) continue;
+          const artifact = desiredFromText(record.id, record.sourcePath, record.target, record.applied.file, record.applied.text);
+          repairs.push({
+            record,
+            kind: 'repair',
+            artifact,
+            tables: record.applied.tables,
+            body: record.applied.body,
+            bodyDigest: record.applied.bodyDigest,
+            routing: record.applied.routing,
+          });
         }
-        if (live === record.applied.fingerprint) {
-          record.applied = { ...record.applied, liveTables: read.liveTables };
-          continue;
-        }
-        logger.warn('drift.detected', 'live tables differ from what was applied', {
-          artifact: record.id,
-          netns: target.key,
-          expected: `sha256:${record.applied.fingerprint}`,
-          found: `sha256:${live}`,
-        });
-        if (this.options.dryRun) continue;
-        const artifact = desiredFromText(record.id, record.sourcePath, record.target, record.applied.file, record.applied.text);
-        repairs.push({ record, kind: 'repair', artifact, tables: record.applied.tables, body: record.applied.body, bodyDigest: record.applied.bodyDigest });
+        inFlight = repairs;
+        if (repairs.length > 0) for (const id of await this.execute(target, nftTarget, repairs, [], [], opts, report)) done.add(id);
       }
-      inFlight = repairs;
-      if (repairs.length > 0) await this.execute(target, nftTarget, repairs, [], [], opts, report);
     } catch (error) {
       // nft could not run (missing, timed out, namespace vanished): the kernel state is unknown, so nothing in
       // this namespace is considered live; the next pass re-applies.
@@ -502,6 +577,150 @@ export class Reconciler {
         logger.error('apply.error', 'nft failed', { netns: target.key, code: 'WATCH_NFT_ERROR', error: message });
       }
     }
+    if (!this.options.dryRun) await this.syncRouting(target, routingBefore, done, opts, report);
+  }
+
+  /**
+   * Decides whether ITEM (a new version of an applied artifact) can go in as an incremental transaction and
+   * plans it; otherwise records why not. Full apply whenever there is doubt: the applied version is not known to
+   * be live (start-up, after an nft failure), its tables were never read back or drifted, or the planner refuses.
+   */
+  private planIncremental(item: Item, target: Target): void {
+    const { record } = item;
+    const previous = record.applied;
+    if (!previous || this.options.dryRun || this.options.incremental === false) return;
+    let reason: string;
+    let detail: string | undefined;
+    if (!record.live) reason = 'not-live';
+    else if (record.driftSuspect) reason = 'drift';
+    else if (previous.fingerprint === undefined || previous.model === undefined) reason = 'unverified';
+    else {
+      if (previous.index === undefined) previous.index = indexBody(previous.body) ?? null;
+      item.index = indexBody(item.body) ?? null;
+      const plan = planChange(previous.body, item.body, previous.index ?? undefined, item.index ?? undefined);
+      if (plan.ok) {
+        item.plan = plan;
+        return;
+      }
+      reason = 'plan-refused';
+      detail = plan.reason;
+    }
+    this.fallback(item, reason, detail, target);
+  }
+
+  private fallback(item: Item, reason: string, detail: string | undefined, target: Target): void {
+    item.plan = undefined;
+    item.record.lastFallback = detail ? `${reason}: ${detail}` : reason;
+    this.options.metrics?.incrementalFallbacks.inc({ reason });
+    this.options.logger.log(reason === 'plan-refused' || reason === 'not-live' ? 'debug' : 'info', 'incremental.fallback', 'applying the artifact whole', {
+      artifact: item.record.id,
+      netns: target.key,
+      reason,
+      ...(detail ? { detail: firstLines(detail) } : {}),
+    });
+  }
+
+  /**
+   * Brings the routing of one namespace in line: removes items that artifacts no longer carry (only those this
+   * agent added, and none another artifact here still wants), then applies the routing of every artifact applied
+   * in this pass, of those whose routing failed before, and on drift passes of all live ones (idempotent: only
+   * missing items are added). Failures are logged, counted, shown in status and retried; nft state stays.
+   */
+  private async syncRouting(
+    target: Target,
+    before: ReadonlyMap<string, { record: ArtifactRecord; routing: Routing }>,
+    done: ReadonlySet<string>,
+    opts: ReconcileOptions,
+    report: ReconcileReport,
+  ): Promise<void> {
+    const here = [...this.records.values()].filter((r) => r.target.key === target.key && r.applied);
+    const wanted = new Map<string, ArtifactRecord>();
+    for (const record of here) for (const item of record.applied!.routing.items) if (!wanted.has(ipRoutingKey(item))) wanted.set(ipRoutingKey(item), record);
+    const orphans = this.orphanRouting.get(target.key) ?? new Set<string>();
+    for (const [id, { record, routing }] of before) {
+      const current = this.records.get(id);
+      if (!current && !this.options.prune) {
+        record.routingOwned.clear(); // released (pruning off): its routing stays, like its tables
+        continue;
+      }
+      const now = new Set(current?.applied ? current.applied.routing.items.map(ipRoutingKey) : []);
+      for (const item of routing.items) {
+        const key = ipRoutingKey(item);
+        if (now.has(key) || !record.routingOwned.has(key)) continue;
+        record.routingOwned.delete(key);
+        const heir = wanted.get(key);
+        if (heir) heir.routingOwned.add(key); // another artifact still wants it: it owns it now
+        else orphans.add(key);
+      }
+    }
+    for (const key of [...orphans]) if (wanted.has(key)) orphans.delete(key);
+    const nsTarget = target.netns === undefined ? undefined : { netns: target.netns };
+    if (orphans.size > 0) {
+      const items = itemsOf([...orphans]);
+      try {
+        const result = await this.routing.remove({ items }, nsTarget);
+        for (const item of items) orphans.delete(ipRoutingKey(item));
+        if (result.changed.length > 0) {
+          this.options.metrics?.routingChanges.inc({ op: 'remove' }, result.changed.length);
+          this.options.logger.info('routing.removed', 'routing no artifact wants any more was removed', { netns: target.key, items: result.changed.map(ipRoutingKey) });
+        }
+        report.changed = true;
+      } catch (error) {
+        report.errors++;
+        this.options.metrics?.routingFailures.inc();
+        this.options.logger.error('routing.failed', 'could not remove routing; retrying', { netns: target.key, code: 'WATCH_ROUTING', items: [...orphans], error: describeError(error) });
+      }
+    }
+    if (orphans.size > 0) this.orphanRouting.set(target.key, orphans);
+    else this.orphanRouting.delete(target.key);
+
+    for (const record of here) {
+      const routing = record.applied!.routing;
+      if (routing.items.length === 0) {
+        if (record.routingPending || record.routingError) {
+          record.routingPending = false;
+          record.routingError = undefined;
+          report.changed = true;
+        }
+        continue;
+      }
+      if (!record.live || !(done.has(record.id) || record.routingPending || opts.drift)) continue;
+      try {
+        const result = await this.routing.apply(routing, nsTarget);
+        for (const item of result.changed) record.routingOwned.add(ipRoutingKey(item));
+        if (result.changed.length > 0) {
+          this.options.metrics?.routingChanges.inc({ op: 'add' }, result.changed.length);
+          this.options.logger.info(done.has(record.id) ? 'routing.applied' : 'routing.repaired', 'routing added', {
+            artifact: record.id,
+            netns: target.key,
+            items: result.changed.map(ipRoutingKey),
+          });
+          report.changed = true;
+        }
+        if (record.routingError) {
+          this.options.logger.info('routing.recovered', 'routing applied after earlier failures', { artifact: record.id, netns: target.key, failures: record.routingError.count });
+          report.changed = true;
+        }
+        record.routingPending = false;
+        record.routingError = undefined;
+      } catch (error) {
+        const message = describeError(error);
+        report.errors++;
+        report.changed = true;
+        record.routingPending = true;
+        this.options.metrics?.routingFailures.inc();
+        const previous = record.routingError;
+        record.routingError = { message, at: previous?.at ?? this.options.clock.now(), count: (previous?.count ?? 0) + 1 };
+        if (previous?.message !== message) {
+          this.options.logger.error('routing.failed', 'could not apply the artifact\'s routing; nft rules stay, retrying', {
+            artifact: record.id,
+            netns: target.key,
+            code: 'WATCH_ROUTING',
+            error: message,
+          });
+        }
+      }
+    }
   }
 
   private async readTables(tables: readonly TableRef[], nftTarget: NftTarget | undefined) {
@@ -509,7 +728,7 @@ export class Reconciler {
       tables.map(async (t) => ({ family: t.family, name: t.name, json: await this.options.driver.listTable(t.family, t.name, nftTarget) })),
     );
     const liveTables = new Map(listed.map((t) => [`${t.family} ${t.name}`, liveState(t.json)] as const));
-    return { fingerprint: fingerprint(listed), listed, liveTables };
+    return { fingerprint: fingerprint(listed), listed, liveTables, model: tablesModel(listed) as TablesModel };
   }
 
   /**
@@ -521,22 +740,31 @@ export class Reconciler {
     const { driver, clock, metrics } = this.options;
     const started = clock.monotonic();
     try {
-      const [check, alternative] = await Promise.all([
-        driver.check(text, nftTarget),
-        hitless && !this.options.dryRun ? hitless().catch(() => undefined) : undefined,
-      ]);
-      if (!check.ok) return { ok: false, stderr: check.stderr };
+      faultPoint('before-check');
+      const checking = driver.check(text, nftTarget);
+      await faultWhileChildRuns('during-check');
+      const [check, alternative] = await Promise.all([checking, hitless && !this.options.dryRun ? hitless().catch(() => undefined) : undefined]);
+      if (!check.ok) return { ok: false, stderr: check.stderr, phase: 'check' };
       if (this.options.dryRun) return { ok: true };
+      faultPoint('between-check-and-apply');
       if (alternative !== undefined && alternative !== text) {
-        const kept = await driver.apply(alternative, nftTarget);
-        if (kept.ok) return { ok: true, hitless: true };
+        const applying = driver.apply(alternative, nftTarget);
+        await faultWhileChildRuns('during-apply');
+        const kept = await applying;
+        if (kept.ok) {
+          faultPoint('after-apply');
+          return { ok: true, hitless: true };
+        }
         this.options.logger.debug('hitless.fallback', 'nft refused the keep-base-chains form; applying the artifact as written', {
           netns: nftTarget?.netns ?? 'host',
           error: firstLines(kept.stderr),
         });
       }
-      const apply = await driver.apply(text, nftTarget);
-      return apply.ok ? { ok: true } : { ok: false, stderr: apply.stderr };
+      const applying = driver.apply(text, nftTarget);
+      await faultWhileChildRuns('during-apply');
+      const apply = await applying;
+      if (apply.ok) faultPoint('after-apply');
+      return apply.ok ? { ok: true } : { ok: false, stderr: apply.stderr, phase: 'apply' };
     } finally {
       metrics?.applyDuration.observe((clock.monotonic() - started) / 1000);
     }
@@ -551,6 +779,10 @@ export class Reconciler {
       let changed = false;
       const bodies: string[] = [];
       for (const item of items) {
+        if (item.plan) {
+          bodies.push(item.plan.transaction);
+          continue;
+        }
         const cached = item.record.live ? item.record.applied?.liveTables : undefined;
         const live: ReadonlyMap<string, LiveState> = cached ?? (await this.readTables(item.tables, nftTarget)).liveTables;
         const rewritten = keepBaseChains(item.body, item.tables, live);
@@ -575,7 +807,24 @@ export class Reconciler {
     let good: Item[] = [...items];
     let deletesDone = deletes.length === 0;
     let hitless = false;
-    const combined = await this.runTx(composeTransaction(deletes, items.map((i) => i.body)), nftTarget, this.hitlessFor(deletes, items, nftTarget));
+    const planned = this.options.dryRun ? [] : items.filter((i) => i.plan);
+    let incremental = false;
+    if (planned.length > 0) {
+      // Changes that have a plan go in as their incremental transactions, together with everything else of the
+      // namespace in one transaction; on any failure, every item goes the full way below.
+      const full = items.filter((i) => !i.plan);
+      const text = composeTransaction(deletes, items.map((i) => (i.plan ? i.plan.transaction : i.body)));
+      const result = await this.runTx(text, nftTarget, full.length > 0 ? this.hitlessFor(deletes, items, nftTarget) : undefined);
+      if (result.ok) {
+        incremental = true;
+        hitless = result.hitless === true;
+      } else {
+        for (const item of planned) this.fallback(item, result.phase === 'check' ? 'check-failed' : 'apply-failed', result.stderr, target);
+      }
+    }
+    const combined: TxResult & { hitless?: boolean } = incremental
+      ? { ok: true, hitless }
+      : await this.runTx(composeTransaction(deletes, items.map((i) => i.body)), nftTarget, this.hitlessFor(deletes, items, nftTarget));
     if (combined.ok) {
       deletesDone = true;
       hitless = combined.hitless === true;
@@ -585,7 +834,7 @@ export class Reconciler {
       for (const item of items) {
         const alone = await this.options.driver.check(composeTransaction([], [item.body]), nftTarget);
         if (alone.ok) good.push(item);
-        else this.refuse(item, alone.stderr, opts, report);
+        else this.refuse(item, alone.stderr, 'check', opts, report);
       }
       const deletesOk = deletes.length === 0 || (await this.options.driver.check(composeTransaction(deletes, []), nftTarget)).ok;
       if (good.length > 0 || (deletesOk && deletes.length > 0)) {
@@ -601,7 +850,7 @@ export class Reconciler {
           for (const item of alone) {
             const result = await this.runTx(composeTransaction([], [item.body]), nftTarget);
             if (result.ok) good.push(item);
-            else this.refuse(item, result.stderr, opts, report);
+            else this.refuse(item, result.stderr, result.phase, opts, report);
           }
           if (deletesOk && deletes.length > 0) deletesDone = (await this.runTx(composeTransaction(deletes, []), nftTarget)).ok;
         }
@@ -612,7 +861,7 @@ export class Reconciler {
           netns: target.key,
           code: 'WATCH_NFT_REJECTED',
           tables: deletes.map(tableKey),
-          error: combined.stderr.trim().slice(0, 500),
+          error: (combined.ok ? '' : combined.stderr).trim().slice(0, 500),
         });
       }
     }
@@ -634,17 +883,41 @@ export class Reconciler {
       const { record } = item;
       let fp: string | undefined;
       let liveTables: ReadonlyMap<string, LiveState> | undefined;
+      let model: TablesModel | undefined;
+      let mode: 'incremental' | 'keep-base-chains' | 'replace' = incremental && item.plan ? 'incremental' : hitless ? 'keep-base-chains' : 'replace';
+      let live = true;
       try {
         let read = await this.readTables(item.tables, nftTarget);
-        const extra = hitless ? read.listed.flatMap((t) => leftovers(t.json, item.body, t)) : [];
+        const extra = mode === 'keep-base-chains' ? read.listed.flatMap((t) => leftovers(t.json, item.body, t)) : [];
         if (extra.length > 0) {
           // Someone added objects to the table between the listing and the apply; the idiom would have removed them.
           logger.warn('hitless.leftovers', 'objects outside the artifact survived; applying the artifact as written', { artifact: record.id, objects: extra });
           const plain = await this.runTx(composeTransaction([], [item.body]), nftTarget);
           if (plain.ok) read = await this.readTables(item.tables, nftTarget);
         }
+        if (mode === 'incremental') {
+          // The tables must differ from the previous read-back exactly by what the plan did; anything else is
+          // drift since that read-back (or a plan that did not do what it says): apply the artifact whole.
+          const problem = record.applied?.model ? checkIncremental(record.applied.model, read.model, item.plan!.summary) : 'no model of the previous state';
+          if (problem !== undefined) {
+            logger.warn('incremental.mismatch', 'the tables after the incremental apply are not what the plan gives; applying the artifact whole', {
+              artifact: record.id,
+              netns: target.key,
+              problem,
+            });
+            this.fallback(item, 'drift', problem, target);
+            const plain = await this.runTx(composeTransaction([], [item.body]), nftTarget);
+            if (plain.ok) {
+              mode = 'replace';
+              read = await this.readTables(item.tables, nftTarget);
+            } else {
+              live = false; // the kernel holds the incremental result: the next pass re-applies whole
+            }
+          }
+        }
         fp = read.fingerprint;
         liveTables = read.liveTables;
+        model = read.model;
       } catch (error) {
         logger.warn('readback.failed', 'could not read the applied tables back; the fingerprint is taken at the next drift check', {
           artifact: record.id,
@@ -661,10 +934,17 @@ export class Reconciler {
         text: item.artifact.text,
         body: item.body,
         ...(liveTables ? { liveTables } : {}),
+        routing: item.routing,
+        mode: mode === 'incremental' ? 'incremental' : 'full',
+        ...(model ? { model } : {}),
+        ...(item.index !== undefined ? { index: item.index } : {}),
       };
       record.applied = applied;
-      record.live = true;
+      record.live = live;
       record.rejectedDigest = undefined;
+      if (mode === 'incremental') record.lastFallback = undefined;
+      else record.driftSuspect = false;
+      this.options.metrics?.applyModes.inc({ mode: mode === 'incremental' ? 'incremental' : 'full' });
       report.changed = true;
       const digest = `sha256:${item.bodyDigest}`;
       this.options.metrics?.setApplied(record.id, target.key, digest);
@@ -676,7 +956,7 @@ export class Reconciler {
           artifact: record.id,
           netns: target.key,
           digest,
-          mode: hitless ? 'keep-base-chains' : 'replace',
+          mode,
           ms,
         });
       } else {
@@ -690,7 +970,8 @@ export class Reconciler {
           file: item.artifact.file,
           tables: item.tables.map(tableKey),
           batch: items.length,
-          mode: hitless ? 'keep-base-chains' : 'replace',
+          mode,
+          ...(mode === 'incremental' ? { operations: item.plan!.operations } : {}),
           ms,
         });
       }
@@ -717,8 +998,14 @@ export class Reconciler {
     return good.map((item) => item.record.id);
   }
 
-  private refuse(item: Item, stderr: string, opts: ReconcileOptions, report: ReconcileReport): void {
+  private refuse(item: Item, stderr: string, phase: 'check' | 'apply', opts: ReconcileOptions, report: ReconcileReport): void {
     const message = firstLines(stderr) || 'nft refused the ruleset';
+    if (item.kind === 'change' && (phase === 'apply' || transientFailure(stderr))) {
+      // nft --check accepted it (or nft failed for a reason unrelated to the ruleset): retry later, do not remember.
+      item.record.live = false;
+      this.fail(item.record, item.artifact, 'error', 'WATCH_NFT_ERROR', message, opts, report, false);
+      return;
+    }
     if (item.kind === 'repair') {
       report.errors++;
       this.options.logger.error('drift.repair_failed', 'nft refused to re-apply the last good version', {
@@ -731,4 +1018,10 @@ export class Reconciler {
     }
     this.fail(item.record, item.artifact, 'rejected', 'WATCH_NFT_REJECTED', message, opts, report, true);
   }
+}
+
+/** Routing items back from their key lines (the same format as the artifact header). */
+function itemsOf(keys: readonly string[]): RoutingItem[] {
+  const parsed = parseRouting(keys.join('; '));
+  return parsed.ok ? [...parsed.routing.items] : [];
 }

@@ -1,10 +1,24 @@
-import { createHash } from 'node:crypto';
+import { constants } from 'node:fs';
+import { createHash, type KeyObject } from 'node:crypto';
 import { open, readdir, realpath } from 'node:fs/promises';
-import { join } from 'node:path';
-import { parseArtifact, type TableRef } from '@nftops/artifact';
+import { join, sep } from 'node:path';
+import { parseArtifact, routingOfHeader, verifyArtifactSignature, type Routing, type TableRef } from '@nftops/artifact';
 import { guardBody } from './body-guard.js';
 import { NETNS_NAME, type SourceSpec } from './config.js';
 import type { WatchErrorCode } from './errors.js';
+
+/** How files are read and which artifacts are acceptable. */
+export interface ScanOptions {
+  readonly maxBytes: number;
+  /** Only artifacts with a valid ed25519 signature for this key are accepted. */
+  readonly publicKey?: KeyObject | undefined;
+  /** The uid artifact files must belong to; undefined: any. */
+  readonly owner?: number | undefined;
+  /** Accept files writable by group or others. */
+  readonly allowWritable?: boolean;
+}
+
+export type JudgeOptions = Pick<ScanOptions, 'publicKey'>;
 
 /** A network namespace an artifact is applied in. `key` is "host" or the namespace name (or path). */
 export interface Target {
@@ -20,7 +34,7 @@ export function targetFor(netns: string | undefined): Target {
 }
 
 export type Verdict =
-  | { readonly ok: true; readonly tables: readonly TableRef[]; readonly body: string; readonly bodyDigest: string }
+  | { readonly ok: true; readonly tables: readonly TableRef[]; readonly body: string; readonly bodyDigest: string; readonly routing: Routing; readonly signed: boolean }
   | { readonly ok: false; readonly code: WatchErrorCode; readonly message: string };
 
 /** One artifact file as read from disk (or restored from the last-good store). */
@@ -49,38 +63,105 @@ export function sha256(text: string | Uint8Array): string {
   return createHash('sha256').update(text).digest('hex');
 }
 
-/** Parses and checks an artifact's text; never throws. */
-export function judge(text: string): Verdict {
+/**
+ * Parses and checks an artifact's text; never throws. The order is part of the contract: the header and its body
+ * digest first (a partial or altered file is refused before anything else looks at it), then the signature
+ * (when a key is configured), then the header's tables and routing, then the body guard.
+ */
+export function judge(text: string, options: JudgeOptions = {}): Verdict {
   const parsed = parseArtifact(text);
   if (!parsed.ok) {
     return { ok: false, code: parsed.code === 'ARTIFACT_DIGEST_MISMATCH' ? 'WATCH_DIGEST_MISMATCH' : 'WATCH_BAD_ARTIFACT', message: parsed.message };
   }
+  let signed = false;
+  if (options.publicKey) {
+    let check;
+    try {
+      check = verifyArtifactSignature(text, options.publicKey);
+    } catch (error) {
+      return { ok: false, code: 'WATCH_SIGNATURE_INVALID', message: `the signature cannot be checked: ${(error as Error).message}` };
+    }
+    if (!check.ok) return { ok: false, code: check.code === 'SIGNATURE_MISSING' ? 'WATCH_SIGNATURE_MISSING' : 'WATCH_SIGNATURE_INVALID', message: check.message };
+    signed = true;
+  }
   const { header, body } = parsed.artifact;
   if (header.tables.length === 0) return { ok: false, code: 'WATCH_BAD_ARTIFACT', message: 'the header names no tables' };
+  const routing = routingOfHeader(header.extra);
+  if (!routing.ok) return { ok: false, code: 'WATCH_BAD_ARTIFACT', message: `routing header: ${routing.message}` };
   const guard = guardBody(body, header.tables);
   if (!guard.ok) return { ok: false, code: 'WATCH_UNSAFE_BODY', message: guard.message };
-  return { ok: true, tables: header.tables, body, bodyDigest: header.bodyDigest };
+  return { ok: true, tables: header.tables, body, bodyDigest: header.bodyDigest, routing: routing.routing, signed };
 }
 
-export function desiredFromText(id: string, sourcePath: string, target: Target, file: string, text: string): DesiredArtifact {
-  return { id, sourcePath, target, file, contentDigest: sha256(text), text, verdict: judge(text) };
+export function desiredFromText(id: string, sourcePath: string, target: Target, file: string, text: string, options: JudgeOptions = {}): DesiredArtifact {
+  return { id, sourcePath, target, file, contentDigest: sha256(text), text, verdict: judge(text, options) };
 }
 
 const isArtifactName = (name: string) => name.endsWith('.nft') && !name.startsWith('.') && name.length > 4;
 
-async function readLimited(file: string, maxBytes: number): Promise<{ text: string } | { tooLarge: number } | undefined> {
+type FileRead =
+  | { readonly kind: 'ok'; readonly bytes: Buffer }
+  | { readonly kind: 'refused'; readonly code: 'WATCH_TOO_LARGE' | 'WATCH_UNSAFE_FILE'; readonly message: string; readonly key: string }
+  | undefined;
+
+const inside = (root: string, path: string) => path === root || path.startsWith(root.endsWith(sep) ? root : `${root}${sep}`);
+
+/**
+ * Opens an artifact file and checks it on the open descriptor (fstat: no window between check and read): a
+ * regular file, not writable by group or others, owned by the expected user, no larger than the limit (checked
+ * before reading, and again while reading in case it grows). A symlink is followed only to a file inside the
+ * source's directory. Undefined when the file vanished or is not a regular file.
+ */
+async function readArtifactFile(file: string, root: string, isLink: boolean, options: ScanOptions): Promise<FileRead> {
+  let path = file;
+  if (isLink) {
+    let target: string;
+    try {
+      target = await realpath(file);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+    if (!inside(root, target)) {
+      return { kind: 'refused', code: 'WATCH_UNSAFE_FILE', message: `${file} is a symlink to ${target}, outside the artifact directory ${root}`, key: `symlink:${target}` };
+    }
+    path = target;
+  }
   let handle;
   try {
-    handle = await open(file, 'r');
+    // O_NOFOLLOW: a file swapped for a symlink after the directory was listed (or resolved) is not followed.
+    // O_NONBLOCK: opening a FIFO named *.nft must not hang the agent.
+    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    if (code === 'ELOOP') return { kind: 'refused', code: 'WATCH_UNSAFE_FILE', message: `${file} became a symlink while it was read`, key: `symlink-race:${file}` };
     throw error;
   }
   try {
     const stat = await handle.stat();
     if (!stat.isFile()) return undefined;
-    if (stat.size > maxBytes) return { tooLarge: stat.size };
-    return { text: await handle.readFile('utf8') };
+    const key = `${stat.dev}:${stat.ino}:${stat.mode}:${stat.uid}:${stat.size}:${stat.mtimeMs}`;
+    if (!options.allowWritable && (stat.mode & 0o022) !== 0) {
+      return { kind: 'refused', code: 'WATCH_UNSAFE_FILE', message: `${file} is writable by ${(stat.mode & 0o020) !== 0 ? 'its group' : 'others'} (mode ${(stat.mode & 0o777).toString(8).padStart(4, '0')})`, key: `mode:${key}` };
+    }
+    if (options.owner !== undefined && stat.uid !== options.owner) {
+      return { kind: 'refused', code: 'WATCH_UNSAFE_FILE', message: `${file} belongs to uid ${stat.uid}, not to the expected owner uid ${options.owner}`, key: `owner:${key}` };
+    }
+    const tooLarge = (size: number) => ({ kind: 'refused' as const, code: 'WATCH_TOO_LARGE' as const, message: `${file} is ${size} bytes, over the ${options.maxBytes}-byte limit`, key: `size:${key}` });
+    if (stat.size > options.maxBytes) return tooLarge(stat.size);
+    const buffer = Buffer.allocUnsafe(Math.min(stat.size, options.maxBytes) + 1);
+    let length = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, length);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+      if (length === buffer.length) {
+        if (length > options.maxBytes) return tooLarge(length);
+        break;
+      }
+    }
+    return { kind: 'ok', bytes: buffer.subarray(0, length) };
   } finally {
     await handle.close();
   }
@@ -90,37 +171,40 @@ interface Listing {
   readonly target: Target;
   readonly dir: string;
   readonly names: string[];
+  /** Names that are symlinks. */
+  readonly links: ReadonlySet<string>;
 }
 
 async function listSource(spec: SourceSpec, root: string): Promise<Listing[]> {
   const entries = await readdir(root, { withFileTypes: true });
   const listings: Listing[] = [];
   const top: string[] = [];
+  const topLinks = new Set<string>();
   for (const entry of entries) {
     if (entry.name.startsWith('.')) continue;
     if ((entry.isFile() || entry.isSymbolicLink()) && isArtifactName(entry.name)) top.push(entry.name);
+    if (entry.isSymbolicLink()) topLinks.add(entry.name);
   }
-  listings.push({ target: targetFor(spec.netns), dir: root, names: top.sort() });
+  listings.push({ target: targetFor(spec.netns), dir: root, names: top.sort(), links: topLinks });
   if (spec.netns !== undefined) return listings;
   for (const entry of entries) {
     if (!entry.isDirectory() || entry.name.startsWith('.') || !NETNS_NAME.test(entry.name)) continue;
     const dir = join(root, entry.name);
-    let names: string[];
+    let found;
     try {
-      names = (await readdir(dir, { withFileTypes: true }))
-        .filter((e) => (e.isFile() || e.isSymbolicLink()) && isArtifactName(e.name))
-        .map((e) => e.name)
-        .sort();
+      found = (await readdir(dir, { withFileTypes: true })).filter((e) => (e.isFile() || e.isSymbolicLink()) && isArtifactName(e.name));
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue;
       throw error;
     }
-    listings.push({ target: targetFor(entry.name === 'host' ? undefined : entry.name), dir, names });
+    const names = found.map((e) => e.name).sort();
+    const links = new Set(found.filter((e) => e.isSymbolicLink()).map((e) => e.name));
+    listings.push({ target: targetFor(entry.name === 'host' ? undefined : entry.name), dir, names, links });
   }
   return listings;
 }
 
-async function scanOnce(spec: SourceSpec, maxBytes: number): Promise<ScannedSource & { stable: boolean }> {
+async function scanOnce(spec: SourceSpec, options: ScanOptions): Promise<ScannedSource & { stable: boolean }> {
   let root: string;
   try {
     root = await realpath(spec.path);
@@ -133,9 +217,9 @@ async function scanOnce(spec: SourceSpec, maxBytes: number): Promise<ScannedSour
       for (const name of listing.names) {
         const file = join(listing.dir, name);
         const id = `${listing.target.key}/${name}`;
-        let read;
+        let read: FileRead;
         try {
-          read = await readLimited(file, maxBytes);
+          read = await readArtifactFile(file, root, listing.links.has(name), options);
         } catch (error) {
           artifacts.push({
             id, sourcePath: spec.path, target: listing.target, file, contentDigest: `unreadable:${(error as NodeJS.ErrnoException).code ?? 'error'}`, text: '',
@@ -144,14 +228,12 @@ async function scanOnce(spec: SourceSpec, maxBytes: number): Promise<ScannedSour
           continue;
         }
         if (read === undefined) continue; // deleted between readdir and open (or not a regular file)
-        if ('tooLarge' in read) {
-          artifacts.push({
-            id, sourcePath: spec.path, target: listing.target, file, contentDigest: `size:${read.tooLarge}`, text: '',
-            verdict: { ok: false, code: 'WATCH_TOO_LARGE', message: `${file} is ${read.tooLarge} bytes, over the ${maxBytes}-byte limit` },
-          });
+        if (read.kind === 'refused') {
+          artifacts.push({ id, sourcePath: spec.path, target: listing.target, file, contentDigest: read.key, text: '', verdict: { ok: false, code: read.code, message: read.message } });
           continue;
         }
-        artifacts.push(desiredFromText(id, spec.path, listing.target, file, read.text));
+        const text = read.bytes.toString('utf8');
+        artifacts.push({ id, sourcePath: spec.path, target: listing.target, file, contentDigest: sha256(read.bytes), text, verdict: judge(text, options) });
       }
     }
   } catch (error) {
@@ -173,14 +255,14 @@ async function scanOnce(spec: SourceSpec, maxBytes: number): Promise<ScannedSour
  * Reads every source. A source whose directory is missing is reported as unavailable (its artifacts are then
  * neither applied nor pruned). A scan that raced with a symlink swap is repeated.
  */
-export async function scanSource(spec: SourceSpec, maxBytes: number): Promise<ScannedSource> {
-  let result = await scanOnce(spec, maxBytes);
-  for (let attempt = 0; attempt < 5 && !result.stable; attempt++) result = await scanOnce(spec, maxBytes);
+export async function scanSource(spec: SourceSpec, options: ScanOptions): Promise<ScannedSource> {
+  let result = await scanOnce(spec, options);
+  for (let attempt = 0; attempt < 5 && !result.stable; attempt++) result = await scanOnce(spec, options);
   const { stable, ...rest } = result;
   if (!stable) return { ...rest, available: false, error: 'the directory kept changing while it was read' };
   return rest;
 }
 
-export async function scanSources(specs: readonly SourceSpec[], maxBytes: number): Promise<ScannedSource[]> {
-  return Promise.all(specs.map((spec) => scanSource(spec, maxBytes)));
+export async function scanSources(specs: readonly SourceSpec[], options: ScanOptions): Promise<ScannedSource[]> {
+  return Promise.all(specs.map((spec) => scanSource(spec, options)));
 }

@@ -1,7 +1,9 @@
 import { constants } from 'node:fs';
 import { mkdir, open, readFile, readdir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { KeyObject } from 'node:crypto';
 import { WatchError } from './errors.js';
+import { faultPoint } from './fault.js';
 import {
   attemptFromJson,
   type AgentInfo,
@@ -80,6 +82,8 @@ interface StoredArtifact {
   readonly rejectedDigest?: string;
   readonly lastAttempt?: AttemptJson;
   readonly history: readonly AttemptJson[];
+  /** Routing items this agent added for the artifact (removed with it). */
+  readonly routingOwned?: readonly string[];
 }
 
 /** status.json: the public status document plus what the agent needs to restart. */
@@ -97,10 +101,23 @@ export function readStatusFile(stateDir: string): Promise<StoredState> {
   );
 }
 
+export interface StateStoreOptions {
+  /** Artifacts must be signed for this key to be restored (as to be applied). */
+  readonly publicKey?: KeyObject | undefined;
+  /** The atomic file writer (tests inject a failing one). */
+  readonly write?: typeof writeFileAtomic;
+}
+
 export class StateStore {
   private readonly written = new Set<string>();
+  private readonly write: typeof writeFileAtomic;
 
-  constructor(readonly dir: string) {}
+  constructor(
+    readonly dir: string,
+    private readonly options: StateStoreOptions = {},
+  ) {
+    this.write = options.write ?? writeFileAtomic;
+  }
 
   async init(): Promise<void> {
     try {
@@ -126,7 +143,7 @@ export class StateStore {
         const path = join(this.dir, LAST_GOOD, `${item.applied.contentDigest}.nft`);
         try {
           const text = await readFile(path, 'utf8');
-          const verdict = judge(text);
+          const verdict = judge(text, { publicKey: this.options.publicKey });
           if (sha256(text) !== item.applied.contentDigest || !verdict.ok) throw new Error('the copy does not match its digest');
           applied = {
             contentDigest: item.applied.contentDigest,
@@ -137,6 +154,7 @@ export class StateStore {
             fingerprint: item.applied.fingerprint,
             text,
             body: verdict.body,
+            routing: verdict.routing,
           };
           this.written.add(item.applied.contentDigest);
         } catch (error) {
@@ -154,6 +172,8 @@ export class StateStore {
         rejectedDigest: item.rejectedDigest,
         lastAttempt: lastAttempt && history[0] && history[0].at === lastAttempt.at && history[0].digest === lastAttempt.digest ? history[0] : lastAttempt,
         history,
+        routingOwned: new Set(item.routingOwned ?? []),
+        routingPending: false,
       });
     }
     return {
@@ -171,9 +191,10 @@ export class StateStore {
       if (!record.applied) continue;
       keep.add(record.applied.contentDigest);
       if (this.written.has(record.applied.contentDigest)) continue;
-      await writeFileAtomic(join(this.dir, LAST_GOOD, `${record.applied.contentDigest}.nft`), record.applied.text);
+      await this.write(join(this.dir, LAST_GOOD, `${record.applied.contentDigest}.nft`), record.applied.text);
       this.written.add(record.applied.contentDigest);
     }
+    faultPoint('during-save');
     const stored: StoredState = {
       ...status,
       records: records.map((r) => ({
@@ -193,9 +214,10 @@ export class StateStore {
         ...(r.rejectedDigest ? { rejectedDigest: r.rejectedDigest } : {}),
         ...(r.lastAttempt ? { lastAttempt: { ...r.lastAttempt, at: new Date(r.lastAttempt.at).toISOString(), firstAt: new Date(r.lastAttempt.firstAt).toISOString() } } : {}),
         history: r.history.map((a) => ({ ...a, at: new Date(a.at).toISOString(), firstAt: new Date(a.firstAt).toISOString() })),
+        ...(r.routingOwned.size > 0 ? { routingOwned: [...r.routingOwned].sort() } : {}),
       })),
     };
-    await writeFileAtomic(join(this.dir, STATUS_FILE), `${JSON.stringify(stored, null, 2)}\n`, 0o644);
+    await this.write(join(this.dir, STATUS_FILE), `${JSON.stringify(stored, null, 2)}\n`, 0o644);
     for (const name of await readdir(join(this.dir, LAST_GOOD))) {
       const digest = name.replace(/\.nft$/, '');
       if (keep.has(digest)) continue;
