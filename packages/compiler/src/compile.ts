@@ -121,8 +121,34 @@ function planArtifacts(model: Model, bag: DiagnosticBag): PlannedArtifact[] {
   return planned;
 }
 
+/**
+ * Backend entries one artifact may hold: elements of the backend maps in the maps layout (a backend of weight w
+ * takes w slots once weights are divided by their gcd), map entries per service port otherwise. Without a bound,
+ * one service with weights 1000 and 999 on its 4096 backends and 1024 ports (a 200 KB file) expands to billions.
+ */
+export const MAX_BACKEND_ENTRIES = 1 << 20;
+
+function backendEntries(service: LoadBalancer, layout: Settings['layout']): number {
+  if (layout !== 'maps') return service.backends.length;
+  const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+  const divisor = service.backends.reduce((g, b) => gcd(g, b.weight), 0);
+  return service.backends.reduce((sum, b) => sum + b.weight / divisor, 0);
+}
+
 /** Checks that need all objects of one artifact together. */
 function checkArtifact(content: ArtifactContent, bag: DiagnosticBag): void {
+  let entries = 0;
+  const perService = new Map(content.loadBalancers.map((s) => [s, backendEntries(s, content.settings.layout)]));
+  for (const { service } of forwardsOf(content.loadBalancers)) {
+    const before = entries;
+    entries += perService.get(service)!;
+    if (before <= MAX_BACKEND_ENTRIES && entries > MAX_BACKEND_ENTRIES) {
+      bag.add('SCHEMA_RANGE', service.origin.at(['backends']), `with ${service.origin.ref} the artifact holds more than ${MAX_BACKEND_ENTRIES} backend entries (service ports times backends, weights counted as slots in the maps layout)`, {
+        hint: 'use the smallest weights with the same ratio, or split the services over several Artifacts',
+        object: service.origin.ref,
+      });
+    }
+  }
   for (const extension of EXTENSIONS) {
     const objects = content.extensionObjects.filter((o) => extension.kinds.includes(o.kind));
     if (objects.length > 0) extension.check?.(objects, bag);
