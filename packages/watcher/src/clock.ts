@@ -65,6 +65,11 @@ export class FakeClock implements Clock {
     if (handle) this.timers.delete(handle.id);
   }
 
+  /** Moves the wall clock (`now`) by MS, forward or backward, without moving monotonic time or firing timers. */
+  jump(ms: number): void {
+    this.time += ms;
+  }
+
   /** Number of timers waiting to fire. */
   get pending(): number {
     return this.timers.size;

@@ -341,7 +341,7 @@ export class Reconciler {
     const behindRefusal = result === 'repaired' && last !== undefined && FAILED_RESULTS.has(last.result);
     this.options.metrics?.setFailing(record.id, record.target.key, FAILED_RESULTS.has(result) || behindRefusal);
     if (!behindRefusal && last && last.digest === digest && last.result === result && last.code === failure?.code) {
-      const updated: Attempt = { ...last, at: now, count: last.count + 1, trigger };
+      const updated: Attempt = { ...last, at: now, count: last.count + 1, trigger, ...(failure ? { message: failure.message } : {}) };
       record.lastAttempt = updated;
       if (record.history[0] === last) record.history[0] = updated;
       const index = this.recent.indexOf(last);
