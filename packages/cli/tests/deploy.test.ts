@@ -4,7 +4,8 @@
 // the Prometheus rules against the watcher's real metric names. With root and nft, the DaemonSet's command
 // line is run for every node of examples/fleet (nft --check only, in throwaway namespaces).
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join, normalize, posix, relative } from 'node:path';
@@ -435,6 +436,14 @@ const watchContainer = (ds: Obj): Obj => ds.spec.template.spec.containers.find((
 const gitSyncContainer = (ds: Obj): Obj => ds.spec.template.spec.containers.find((c: Obj) => c.name === 'git-sync');
 const watchJson = (objects: Obj[]): Obj => JSON.parse(only(objects, 'ConfigMap', 'nftops-watch').data['watch.json']);
 
+/** A Kubernetes quantity of bytes (Ki/Mi/Gi or k/M/G suffixes) as a number. */
+function bytes(quantity: string | number): number {
+  const m = /^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?$/.exec(String(quantity));
+  if (!m) throw new Error(`not a quantity: ${quantity}`);
+  const unit = { Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3, Ti: 1024 ** 4, k: 1e3, M: 1e6, G: 1e9, T: 1e12 }[m[2] ?? ''] ?? 1;
+  return Number(m[1]) * unit;
+}
+
 /** Expands $(VAR) the way the kubelet does in args, from the container's env (literal values and refs). */
 function expandArgs(container: Obj, objects: Obj[], values: Record<string, string>): string[] {
   const env: Record<string, string> = {};
@@ -461,6 +470,31 @@ function flagValue(args: string[], flag: string): string | undefined {
   return undefined;
 }
 
+/**
+ * Writes the ConfigMap volumes the container mounts into a temporary root and points its args there, so that the
+ * watcher's own config loader can read them: "--config=/etc/nftops/watch.json" becomes "--config=<tmp>/etc/...".
+ */
+function materialize(objects: Obj[], container: Obj, node: string): { root: string; args: string[] } {
+  const root = tempDir();
+  const volumes = daemonSetOf(objects).spec.template.spec.volumes;
+  const mounts: string[] = [];
+  for (const mount of container.volumeMounts) {
+    const volume = volumes.find((v: Obj) => v.name === mount.name);
+    if (!volume?.configMap) continue;
+    const data = only(objects, 'ConfigMap', volume.configMap.name).data;
+    mkdirSync(join(root, mount.mountPath), { recursive: true });
+    for (const item of volume.configMap.items ?? Object.keys(data).map((key) => ({ key, path: key }))) {
+      writeFileSync(join(root, mount.mountPath, item.path), data[item.key]);
+    }
+    mounts.push(mount.mountPath);
+  }
+  const args = expandArgs(container, objects, { NODE_NAME: node }).map((arg) => {
+    const at = mounts.find((m) => arg.includes(`=${m}/`));
+    return at ? arg.replace(`=${at}/`, `=${join(root, at)}/`) : arg;
+  });
+  return { root, args };
+}
+
 describe('Kubernetes manifests', () => {
   it('every YAML in deploy/kubernetes parses; every object has apiVersion, kind, metadata and validates against the schema subset', () => {
     const files = yamlFiles(K8S);
@@ -478,10 +512,17 @@ describe('Kubernetes manifests', () => {
   });
 
   it('the base and every overlay build, and everything they produce validates', () => {
-    expect(Object.keys(overlays)).toEqual(['metrics', 'pod-netns']);
+    expect(Object.keys(overlays)).toEqual(['metrics', 'pod-netns', 'signed']);
     for (const [name, objects] of [['base', base], ...Object.entries(overlays)] as [string, Obj[]][]) {
       expect(objects.map((o) => `${o.kind}/${o.metadata.name}`).sort(), name).toEqual(
-        ['ConfigMap/nftops-git-sync', 'ConfigMap/nftops-watch', 'DaemonSet/nftops-watch', 'Namespace/nftops-system', 'ServiceAccount/nftops-watch'],
+        [
+          'ConfigMap/nftops-git-sync',
+          ...(name === 'signed' ? ['ConfigMap/nftops-public-key'] : []),
+          'ConfigMap/nftops-watch',
+          'DaemonSet/nftops-watch',
+          'Namespace/nftops-system',
+          'ServiceAccount/nftops-watch',
+        ],
       );
       for (const o of objects) {
         expect(validate(o.kind, o), `${name}: ${o.kind}/${o.metadata.name}`).toEqual([]);
@@ -526,6 +567,7 @@ describe('Kubernetes manifests', () => {
     const caps = (objects: Obj[]) => watchContainer(daemonSetOf(objects)).securityContext.capabilities.add;
     expect(caps(base)).toEqual(['NET_ADMIN']);
     expect(caps(overlays.metrics!)).toEqual(['NET_ADMIN']);
+    expect(caps(overlays.signed!)).toEqual(['NET_ADMIN']);
     expect(caps(overlays['pod-netns']!)).toEqual(['NET_ADMIN', 'SYS_ADMIN']);
     const netnsMount = (objects: Obj[]) => watchContainer(daemonSetOf(objects)).volumeMounts.find((m: Obj) => m.mountPath === '/var/run/netns');
     expect(netnsMount(base)).toBeUndefined();
@@ -573,8 +615,12 @@ describe('Kubernetes manifests', () => {
       expect(state.mountPath).toBe(watchJson(objects).stateDir);
       expect(state.mountPath).toBe(DEFAULTS.stateDir);
       expect(volumes.get('state')!.hostPath).toEqual({ path: DEFAULTS.stateDir, type: 'DirectoryOrCreate' });
-      // A read-only root: the watcher gets a writable /tmp.
-      expect(watchContainer(daemonSetOf(objects)).volumeMounts.some((m: Obj) => m.mountPath === '/tmp')).toBe(true);
+      // A read-only root: the watcher gets a writable /tmp, where it spools each transaction for nft (artifacts
+      // up to maxArtifactBytes each); a full emptyDir would get the pod evicted.
+      const tmp = watchContainer(daemonSetOf(objects)).volumeMounts.find((m: Obj) => m.mountPath === '/tmp');
+      const tmpVolume = volumes.get(tmp.name)!.emptyDir;
+      expect(tmpVolume.medium ?? '', 'the spool counts against the memory limit on a memory emptyDir').toBe('');
+      expect(bytes(tmpVolume.sizeLimit)).toBeGreaterThanOrEqual(2 * DEFAULTS.maxArtifactBytes);
       // Every env reference resolves.
       for (const c of pod.containers) {
         for (const e of c.env ?? []) {
@@ -605,13 +651,16 @@ describe('Kubernetes manifests', () => {
 
   it('the config file (ConfigMap) is accepted by the watcher, and probes hit its real /healthz and /readyz on the port it listens on', async () => {
     for (const objects of [base, ...Object.values(overlays)]) {
-      const config = watchJson(objects);
-      const dir = tempDir();
-      writeFileSync(join(dir, 'watch.json'), JSON.stringify(config));
       const watch = watchContainer(daemonSetOf(objects));
-      const args = expandArgs(watch, objects, { NODE_NAME: 'edge-1' }).map((a) => a.replace('=/etc/nftops/watch.json', `=${join(dir, 'watch.json')}`));
+      const { root: dir, args } = materialize(objects, watch, 'edge-1');
       const { values } = parseArgs({ args, options: RUN_OPTIONS, allowPositionals: false, strict: true });
+      if (values['public-key'] !== undefined) {
+        // The placeholder key is refused at start (the agent never runs unverified by mistake); a real one is read.
+        expect(() => buildConfig(values, dir)).toThrow(/is not a public key/);
+        writeFileSync(values['public-key'], generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }));
+      }
       const built = buildConfig(values, dir);
+      expect(built.publicKey !== undefined, 'only the signed overlay verifies signatures').toBe(values['public-key'] !== undefined);
       expect(built.sources).toEqual([{ path: '/git/current/examples/fleet/nodes/edge-1/rendered' }]);
       expect(built.stateDir).toBe(DEFAULTS.stateDir);
       expect(built.logFormat).toBe('json');
@@ -658,6 +707,18 @@ describe('Kubernetes manifests', () => {
     }
   });
 
+  it("the watcher accepts git-sync's files: owner is git-sync's uid, and nothing makes them group-writable", () => {
+    for (const objects of [base, ...Object.values(overlays)]) {
+      const ds = daemonSetOf(objects);
+      const config = watchJson(objects);
+      expect(config.owner).toBe(gitSyncContainer(ds).securityContext.runAsUser);
+      expect(config.allowWritable ?? false).toBe(false);
+      expect(gitSyncContainer(ds).args.join(' ')).not.toContain('--group-write');
+      expect(only(objects, 'ConfigMap', 'nftops-git-sync').data.GITSYNC_GROUP_WRITE).toBeUndefined();
+      expect(ds.spec.template.spec.securityContext.fsGroup, 'fsGroup would hand the checkout to a group').toBeUndefined();
+    }
+  });
+
   it('each node reads its own directory of examples/fleet through git-sync’s link', () => {
     const ds = daemonSetOf(base);
     const watch = watchContainer(ds);
@@ -689,14 +750,16 @@ describe('the DaemonSet command line against examples/fleet, with the real watch
   it.runIf(kernelAvailable())('nft --check accepts every node’s artifacts, pod namespaces included (dry run, throwaway namespaces)', () => {
     const objects = overlays['pod-netns']!;
     const watch = watchContainer(daemonSetOf(objects));
-    const config = tempDir();
-    writeFileSync(join(config, 'watch.json'), only(objects, 'ConfigMap', 'nftops-watch').data['watch.json']);
     for (const node of readdirSync(FLEET_NODES).sort()) {
       const state = tempDir();
-      const args = expandArgs(watch, objects, { NODE_NAME: node }).map((arg) =>
-        arg.replace('=/etc/nftops/watch.json', `=${join(config, 'watch.json')}`).replace('=/git/current/', `=${REPO}`),
-      );
       const rendered = join(FLEET_NODES, node, 'rendered');
+      // The checkout here is this repository, owned by whoever cloned it, not by git-sync's uid: --owner and
+      // --allow-writable (flags win over the config file) stand in for git-sync's files.
+      const args = [
+        ...materialize(objects, watch, node).args.map((arg) => arg.replace('=/git/current/', `=${REPO}`)),
+        `--owner=${statSync(join(rendered, 'services.nft')).uid}`,
+        '--allow-writable',
+      ];
       const namespaces = readdirSync(rendered, { withFileTypes: true })
         .filter((e) => e.isDirectory() && !e.name.startsWith('.') && e.name !== 'host')
         .map((e) => e.name);
@@ -994,8 +1057,12 @@ describe('Prometheus alert rules', () => {
     if (m && ['histogram', 'summary'].includes(real.get(m[1]!)?.type ?? '')) return { base: m[1]!, ...real.get(m[1]!)!, suffix: m[2]! };
     return undefined;
   };
-  const RESULTS = ['success', 'rejected', 'invalid', 'error', 'checked'];
-  const TRIGGERS = ['startup', 'event', 'interval', 'signal', 'retry', 'once', 'manual'];
+  const LABEL_VALUES: Record<string, string[]> = {
+    result: ['success', 'rejected', 'invalid', 'error', 'checked'],
+    trigger: ['startup', 'event', 'interval', 'signal', 'retry', 'once', 'manual'],
+    // The watcher's error codes, from the WatchErrorCode union.
+    code: [...readFileSync(join(REPO, 'packages/watcher/src/errors.ts'), 'utf8').matchAll(/\|\s*'(WATCH_[A-Z_]+)'/g)].map((m) => m[1]!),
+  };
 
   it('the rules file and the PrometheusRule validate, and hold the same groups', () => {
     expect(rulesFile.length).toBe(1);
@@ -1015,6 +1082,9 @@ describe('Prometheus alert rules', () => {
     expect(uses('nftops_watch_reconcile_duration_seconds_count').length).toBeGreaterThanOrEqual(1);
     expect(uses('nftops_watch_ready').length).toBeGreaterThanOrEqual(1);
     expect(uses('up{job="nftops-watch"}').length).toBeGreaterThanOrEqual(1);
+    expect(uses('WATCH_SIGNATURE_INVALID').length).toBeGreaterThanOrEqual(1);
+    expect(uses('nftops_watch_state_write_failures_total').length).toBeGreaterThanOrEqual(1);
+    expect(LABEL_VALUES.code).toContain('WATCH_SIGNATURE_MISSING');
   });
 
   it("every metric an expression reads is the watcher's real metric (or named external), with real labels and label values", () => {
@@ -1038,9 +1108,15 @@ describe('Prometheus alert rules', () => {
         labels.forEach((l) => available.add(l));
         for (const m of matchers) {
           expect([...TARGET_LABELS, ...labels], `${rule.alert}: label ${m.label} of ${name}`).toContain(m.label);
-          const values = m.op === '=' || m.op === '!=' ? [m.value] : m.value.split('|');
-          if (m.label === 'result') for (const v of values) expect(RESULTS, `${rule.alert}: result="${v}"`).toContain(v);
-          if (m.label === 'trigger') for (const v of values) expect(TRIGGERS, `${rule.alert}: trigger="${v}"`).toContain(v);
+          const known = LABEL_VALUES[m.label];
+          if (known) {
+            // An exact value must exist; every alternative of a regex must match one.
+            const alternatives = m.op === '=' || m.op === '!=' ? [m.value] : m.value.split('|');
+            for (const alt of alternatives) {
+              const re = new RegExp(`^(?:${m.op === '=' || m.op === '!=' ? alt.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') : alt})$`);
+              expect(known.some((v) => re.test(v)), `${rule.alert}: ${m.label}${m.op}"${alt}" matches no ${m.label} the watcher uses`).toBe(true);
+            }
+          }
         }
       }
       for (const l of q.grouping) expect([...available], `${rule.alert}: grouping label ${l}`).toContain(l);
