@@ -83,7 +83,7 @@ describe('nftops import lbaas', () => {
     expect(io.err()).toContain('next: nftops compile out (writes out/lbaas.nft)');
     const compiled = captureIo(dir);
     expect(await main(['compile', 'out'], compiled)).toBe(0);
-    expect(readFileSync(join(dir, 'out/lbaas.nft'), 'utf8')).toMatch(/^# tables: inet lbnat, inet lbfilter$/m);
+    expect(readFileSync(join(dir, 'out/lbaas.nft'), 'utf8')).toMatch(/^# tables: inet lbnat, inet lbfilter_nftops$/m);
   });
 
   it('a later import removes the files of an earlier one it does not write, and warns about foreign YAML in the directory', async () => {

@@ -136,7 +136,7 @@ describe('import lbaas: the fixture (the ch-k8s-lbaas request shape with a VyOS-
   it('maps the [nftables] settings: names, prefix, SNAT, the mark as value and real mask (and a free SNAT bit), per-service layout', () => {
     const [settings] = byKind(result, 'Settings');
     expect(settings!.spec).toEqual({
-      tables: { nat: 'lbnat', filter: 'lbfilter' },
+      tables: { nat: 'lbnat', filter: 'lbfilter_nftops' },
       chains: { prerouting: 'VYATTA_PRE_DNAT_HOOK', postrouting: 'VYATTA_PRE_SNAT_HOOK', forward: 'LB_FORWARD' },
       filter: true,
       snat: true,
@@ -216,7 +216,7 @@ describe('import lbaas: mapping decisions', () => {
     const result = run(lbModel(forward('TCP', 80, '[198.51.100.1]')));
     expect(result.ok).toBe(true);
     expect(byKind(result, 'Settings')[0]!.spec).toEqual({
-      tables: { nat: 'nat', filter: 'filter' },
+      tables: { nat: 'nat', filter: 'filter_nftops' },
       chains: { prerouting: 'prerouting', postrouting: 'postrouting', forward: 'forward' },
       filter: true,
       snat: true,

@@ -109,13 +109,17 @@ function convertSettings(
     );
     filterTable = renamed;
   }
-  if (filter && options.filterTable === undefined && config.filterTableType === 'inet') {
+  if (filter && options.filterTable === undefined && config.filterTableType === 'inet' && filterTable !== undefined) {
+    // ch-k8s-lbaas declares its chains into the host's own `table inet <filter-table-name>`; nftops replaces
+    // its tables whole, so keeping that name would wipe the host's rules on every apply. Never by default.
+    const own = `${filterTable}_nftops`.slice(0, 64);
     report.warn(
       'LBAAS_TABLE_SHARED',
       config.at('filter-table-name'),
-      `ch-k8s-lbaas declared its chains into the host's existing "table inet ${filterTable}"; nftops owns its tables and replaces "table inet ${filterTable}" whole on every apply, including anything else the host keeps there`,
-      'give nftops its own table (--filter-table NAME, or edit tables.filter), or move the host\'s own rules out of that table before applying',
+      `ch-k8s-lbaas declared its chains into the host's existing "table inet ${filterTable}"; nftops owns its tables and replaces them whole, so the policy table is "table inet ${own}" instead`,
+      `pass --filter-table ${filterTable} only if nftops should own (and replace) the host's table`,
     );
+    filterTable = own;
   }
   if (filter && config.filterTableType !== 'inet') {
     report.warn(

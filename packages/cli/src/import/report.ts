@@ -37,7 +37,7 @@ export const IMPORT_CODES = {
   LBAAS_SETTING_IGNORED: 'an agent setting has no nftops equivalent (warning)',
   LBAAS_UNKNOWN_SETTING: 'a key in [nftables] is not a ch-k8s-lbaas setting (warning)',
   LBAAS_SETTING_TYPE: 'an agent setting has the wrong type or an impossible value',
-  LBAAS_TABLE_SHARED: 'nftops replaces its tables whole; this name is a table ch-k8s-lbaas shared with the host (warning)',
+  LBAAS_TABLE_SHARED: 'the filter table ch-k8s-lbaas shared with the host is given a name of its own, since nftops replaces its tables whole (warning)',
   LBAAS_MARK: 'fwmark-bits and fwmark-mask cannot be expressed (their AND is 0, or no bit is left for the SNAT mark)',
 
   ISTIO_ARGV_SYNTAX: 'the istio-iptables command line cannot be split into words (an unterminated quote)',
