@@ -8,7 +8,8 @@ import type { NftTableJson } from '@nftops/nft-driver';
  *  - `metainfo` objects (nft version),
  *  - rule and object `handle`s (they change on every re-apply),
  *  - counter `packets`/`bytes`, quota `used`, element `expires`, `last` statement `used` (traffic),
- *  - the elements of sets and maps flagged `dynamic` (filled from the packet path).
+ *  - the elements of sets and maps flagged `dynamic` (filled from the packet path),
+ *  - the order of elements in a set or map (hash order depends on insertion history, e.g. incremental adds).
  */
 const VOLATILE_KEYS = new Set(['handle', 'packets', 'bytes', 'used', 'used_unit', 'expires']);
 
@@ -43,6 +44,14 @@ export function canonicalTable(json: NftTableJson | undefined): unknown {
         if (object && isDynamicSet(object)) {
           const { elem: _elem, ...rest } = object;
           return normalise({ [kind]: rest });
+        }
+        if (object && Array.isArray(object.elem)) {
+          // Elements are a set: the kernel lists them in hash order, which depends on insertion history.
+          const normalised = normalise({ [kind]: object }) as Record<string, Record<string, unknown>>;
+          const elements = (normalised[kind]!.elem as unknown[]).map((e) => [JSON.stringify(e), e] as const);
+          elements.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+          normalised[kind]!.elem = elements.map(([, e]) => e);
+          return normalised;
         }
       }
       return normalise(item);
