@@ -89,7 +89,7 @@ type TxResult = { ok: true } | { ok: false; stderr: string; phase: 'check' | 'ap
  * nft failures that say nothing about the ruleset (permissions, memory, a busy kernel): retried like a failure to
  * run nft, never remembered as a bad artifact.
  */
-const TRANSIENT = /Operation not permitted|Permission denied|Cannot allocate memory|No buffer space available|Resource temporarily unavailable|Interrupted system call|Device or resource busy|Connection refused|Could not receive|Netlink error|Broken pipe|Killed/i;
+const TRANSIENT = /(?:nsenter|unshare): failed to execute|Operation not permitted|Permission denied|Cannot allocate memory|No buffer space available|Resource temporarily unavailable|Interrupted system call|Device or resource busy|Connection refused|Could not receive|Netlink error|Broken pipe|Killed/i;
 
 export function transientFailure(stderr: string): boolean {
   return TRANSIENT.test(stderr);
