@@ -36,4 +36,4 @@ export {
   type TableStructure,
 } from './structure.js';
 export { planIncremental, type IncrementalPlan } from './incremental.js';
-export { SIGNATURE_FIELD, signArtifact, verifyArtifactSignature, type SignatureCheck } from './signature.js';
+export { SIGNATURE_FIELD, signArtifact, stripSignature, verifyArtifactSignature, type SignatureCheck } from './signature.js';

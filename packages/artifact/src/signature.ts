@@ -16,8 +16,8 @@ function loadKey(pem: string | KeyObject, kind: 'private' | 'public'): KeyObject
   return key;
 }
 
-/** The text a signature covers: the artifact without its signature line. */
-function signedText(text: string): string {
+/** The text a signature covers: the artifact without its signature line (what the compiler rendered). */
+export function stripSignature(text: string): string {
   return text.replace(SIGNATURE_LINE, '');
 }
 
@@ -29,7 +29,7 @@ function headerEnd(text: string): number {
 
 /** Returns TEXT with a (new) signature line at the end of its header. */
 export function signArtifact(text: string, privateKey: string | KeyObject): string {
-  const unsigned = signedText(text);
+  const unsigned = stripSignature(text);
   const end = headerEnd(unsigned);
   const signature = sign(null, Buffer.from(unsigned), loadKey(privateKey, 'private')).toString('base64');
   return `${unsigned.slice(0, end)}\n# ${SIGNATURE_FIELD}: ed25519:${signature}${unsigned.slice(end)}`;
@@ -44,7 +44,7 @@ export function verifyArtifactSignature(text: string, publicKey: string | KeyObj
   if (!match || match.index > headerEnd(text)) {
     return { ok: false, code: 'SIGNATURE_MISSING', message: 'the artifact carries no ed25519 signature' };
   }
-  const valid = verify(null, Buffer.from(signedText(text)), loadKey(publicKey, 'public'), Buffer.from(match[1]!, 'base64'));
+  const valid = verify(null, Buffer.from(stripSignature(text)), loadKey(publicKey, 'public'), Buffer.from(match[1]!, 'base64'));
   return valid
     ? { ok: true }
     : { ok: false, code: 'SIGNATURE_INVALID', message: 'the ed25519 signature does not match this artifact and key' };

@@ -32,6 +32,13 @@ describe('nftops sign', () => {
     expect(await main(['sign', '--verify', 'ci.pub', 'a.nft'], bad)).not.toBe(0);
   });
 
+  it('a signed artifact is still current for nftops diff', async () => {
+    cpSync(join(REPO, 'examples/lbaas-request'), join(dir, 'lbaas-request'), { recursive: true });
+    expect(await main(['sign', '--generate-key', 'ci'], io())).toBe(0);
+    expect(await main(['sign', '--key', 'ci.pem', 'lbaas-request/lbaas-request.nft'], io())).toBe(0);
+    expect(await main(['diff', 'lbaas-request'], io())).toBe(0);
+  });
+
   it('needs exactly one mode', async () => {
     expect(await main(['sign', 'a.nft'], io())).toBe(2);
   });

@@ -1,3 +1,5 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { writeFileAtomic, type CliIo } from '../io.js';
 import { compilePaths, EXIT, outputPath, printDiagnostics, printJson, UsageError } from '../shared.js';
@@ -45,6 +47,7 @@ export function runCompile(args: string[], io: CliIo): number {
       if (target === undefined) {
         if (!values.json) io.stdout.write(artifact.text);
       } else {
+        mkdirSync(dirname(target), { recursive: true });
         writeFileAtomic(target, artifact.text);
       }
       written.push({

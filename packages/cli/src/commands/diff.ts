@@ -1,5 +1,6 @@
 import { createTwoFilesPatch } from 'diff';
 import { parseArgs } from 'node:util';
+import { stripSignature } from '@nftops/artifact';
 import { readTextIfExists, type CliIo } from '../io.js';
 import { formatSemanticDiff, semanticDiffArtifacts, type SemanticDiff } from '../semantic-diff/index.js';
 import { compilePaths, EXIT, outputPath, printDiagnostics, printJson, UsageError } from '../shared.js';
@@ -60,7 +61,9 @@ export function runDiff(args: string[], io: CliIo): number {
     if (target === undefined || shown === undefined) {
       throw new UsageError('the sources declare no Artifact: pass --output FILE to name the committed artifact');
     }
-    const committed = readTextIfExists(target);
+    // A signature added by CI after compile is not staleness: compare what the compiler renders.
+    const stored = readTextIfExists(target);
+    const committed = stored === undefined ? undefined : stripSignature(stored);
     const status = committed === undefined ? 'missing' : committed === artifact.text ? 'current' : 'stale';
     const diff =
       status === 'current'
