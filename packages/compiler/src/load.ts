@@ -47,6 +47,13 @@ export function loadSources(sources: readonly SourceFile[], bag: DiagnosticBag):
 const ALIAS = /(^|[\s[{,:-])\*[^\s,\]}]/m;
 
 /**
+ * Plain scalars that js-yaml's core schema reads otherwise than YAML 1.2's core schema (0b101, +0x50, -0o7 are
+ * numbers to js-yaml and strings to yaml; +.5 the other way round): such a file takes the precise path, so a
+ * value never depends on which parser read it.
+ */
+const AMBIGUOUS_SCALAR = /(?:^|[\s[{,:])(?:[-+]?0b[01]|[-+]0[ox][0-9a-fA-F]|[-+]\.[0-9])/m;
+
+/**
  * Parses a file. The common case (no aliases, valid YAML) takes a fast parser for the values and keeps the
  * precise parser, which knows the position of every node, for when a diagnostic needs a position; anything
  * unusual (aliases, syntax errors, duplicate keys) goes straight to the precise parser, whose diagnostics
@@ -61,7 +68,7 @@ function loadFile(source: SourceFile, bag: DiagnosticBag): LoadedDocument[] {
     return [];
   }
   const precise = lazyPreciseParse(source);
-  if (!ALIAS.test(source.text)) {
+  if (!ALIAS.test(source.text) && !AMBIGUOUS_SCALAR.test(source.text)) {
     let values: unknown[] | undefined;
     try {
       values = jsYaml.loadAll(source.text, undefined, { schema: jsYaml.CORE_SCHEMA, json: false });
@@ -125,8 +132,9 @@ function lazyPreciseParse(source: SourceFile): PreciseParse {
   const all = () => {
     if (!docs) {
       // Duplicate keys are found by duplicateKeys(): yaml's own check compares every key with every earlier one.
+      // The core schema even under a `%YAML 1.1` directive (where `n:` is false and `<<` merges), as js-yaml reads it.
       try {
-        docs = Array.from(new Composer({ uniqueKeys: false }).compose(boundedTokens(source.text, lineCounter)));
+        docs = Array.from(new Composer({ uniqueKeys: false, schema: 'core' }).compose(boundedTokens(source.text, lineCounter)));
       } catch (error) {
         if (!(error instanceof NestingTooDeep)) throw error;
         tooDeepAt = error.offset;
