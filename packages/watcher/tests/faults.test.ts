@@ -12,7 +12,7 @@ import { artifact, tempDir, testConfig, waitFor, writeAtomic } from './helpers.j
 import { BIN } from './agent-process.js';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
-const ELEMENTS = 3000;
+const ELEMENTS = 1500;
 
 /** Version N: a set of ELEMENTS addresses with prefix N and a chain named vN, so a partial state is visible. */
 const version = (n: number) => {

@@ -162,7 +162,7 @@ describe.runIf(kernelAvailable())('nftops-watch process', () => {
       return children.some((child) => {
         try {
           const cmd = readFileSync(`/proc/${child}/cmdline`, 'utf8').split('\0').join(' ');
-          return cmd.includes(' -f -') && !cmd.includes('--check');
+          return / -f \S/.test(cmd) && !cmd.includes('--check');
         } catch {
           return false;
         }
