@@ -147,20 +147,22 @@ const PROTOCOL_ORDER: Record<Protocol, number> = { tcp: 0, udp: 1, sctp: 2 };
 
 /**
  * Words nft 1.0.6 refuses as a table or chain name (measured: tests/keywords.test.ts loads each one into a
- * real kernel and checks that nft still refuses it). Such a name makes the whole file fail to load, so it is
- * refused up front. Generated chain names always carry a prefix such as `pod-` and never collide.
+ * real kernel and checks that nft still refuses it; the candidates were every word of one to four letters,
+ * every word of nft(8) and every identifier-like string in libnftables). Such a name makes the whole file fail
+ * to load, so it is refused up front. Generated chain names always carry a prefix such as `pod-` and never collide.
  */
 export const NFT_KEYWORDS: ReadonlySet<string> = new Set(
   (
-    'accept add ah all and arp bridge cgroup chain comment comp constant continue counter cpu create ct day ' +
-    'dccp define delete describe device devices dnat drop dup dynamic ecn element elements eq esp ether ' +
-    'exists export exthdr fib flags flow flowtable flush frag fwd ge goto gt handle hook hour ibriport ' +
-    'ibrname icmp icmpv6 igmp iif iifgroup iifname iiftype import include index inet insert interval ip ip6 ' +
-    'ipsec jhash jump le limit list log lshift lt map mark masquerade meta meter missing monitor ne netdev ' +
-    'nftrace not notrack numgen obriport obrname offload oif oifgroup oifname oiftype or osf pkttype policy ' +
-    'position priority queue quota random redefine redirect reject rename replace reset return rshift rt rule ' +
-    'ruleset sctp secmark set size skgid skuid snat socket symhash synproxy table tcp th time timeout tproxy ' +
-    'type typeof udp udplite undefine vlan vmap xor'
+    'accept add ah all and arp bridge cgroup chain comment comp constant continue counter cpu create ct ' +
+    'day dccp define delete describe device devices dnat drop dst dup dynamic ecn element elements eq ' +
+    'esp ether exists expires export exthdr fib flags flow flowtable flush frag fwd gc-interval ge get ' +
+    'goto gt handle hbh hook hour ibriport ibrname icmp icmpv6 igmp iif iifgroup iifname iiftype import ' +
+    'include index inet insert interval ip ip6 ipsec jhash jump le limit list log lshift lt map mark ' +
+    'masquerade meta meter mh missing monitor ne netdev nftrace not notrack numgen obriport obrname ' +
+    'offload oif oifgroup oifname oiftype or osf pkttype policy position priority queue quota random ' +
+    'redefine redirect reject rename replace reset return rshift rt rt0 rt2 rtclassid rule ruleset sctp ' +
+    'secmark set size skgid skuid snat socket srh symhash synproxy table tcp th time timeout tproxy type ' +
+    'typeof udp udplite undefine update vlan vmap xor xt'
   ).split(' '),
 );
 
