@@ -457,6 +457,15 @@ function buildSettings(object: ValidatedObject, bag: DiagnosticBag): Settings {
       });
     }
   }
+  // The kernel refuses a nat chain at or before conntrack (priority -200), and with it the whole file.
+  for (const key of ['prerouting', 'postrouting'] as const) {
+    if (settings.priorities[key] <= -200) {
+      bag.add('SCHEMA_RANGE', origin.at(['priorities', key]), `priorities.${key} ${settings.priorities[key]} is not above -200: the kernel refuses nat chains that run before conntrack`, {
+        hint: 'use a priority from -199 to 1000 (nat prerouting is usually -100, postrouting 100)',
+        object: origin.ref,
+      });
+    }
+  }
   if ((settings.mark.mask & settings.snatMark.mask) !== 0) {
     bag.add('MARK_OVERLAP', origin.at(['snatMark', 'mask']), `snatMark.mask ${hex(settings.snatMark.mask)} shares bits with mark.mask ${hex(settings.mark.mask)}`, {
       object: origin.ref,
