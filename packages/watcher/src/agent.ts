@@ -40,11 +40,16 @@ export interface AgentOptions {
 
 const SPOOL_PREFIX = 'nftops-watch-spool-';
 
+/** Where spool directories go: the temporary directory (systemd: PrivateTmp), or NFTOPS_WATCH_SPOOL_BASE. */
+export function spoolBase(): string {
+  return process.env.NFTOPS_WATCH_SPOOL_BASE || tmpdir();
+}
+
 /** Removes spool directories left by agents that died (their pid is in the name and no longer runs). */
-function removeStaleSpools(): void {
+function removeStaleSpools(base: string): void {
   let names: string[];
   try {
-    names = readdirSync(tmpdir());
+    names = readdirSync(base);
   } catch {
     return;
   }
@@ -57,7 +62,7 @@ function removeStaleSpools(): void {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ESRCH') continue;
     }
-    rmSync(join(tmpdir(), name), { recursive: true, force: true });
+    rmSync(join(base, name), { recursive: true, force: true });
   }
 }
 
@@ -96,6 +101,9 @@ export class Agent {
   private stopped = false;
   private lastSaveError: string | undefined;
   private saveDirty = false;
+  /** The state directory is written in the background, one save at a time, so a pass never waits for fsyncs. */
+  private saving: Promise<void> = Promise.resolve();
+  private saveQueued = false;
   private readonly spoolDir: string | undefined;
   private readonly startedAt: string;
   private readonly idleWaiters: (() => void)[] = [];
@@ -111,8 +119,9 @@ export class Agent {
     if (!driver) {
       // Rulesets reach nft through a private spool file, never a pipe: killed mid-apply, the agent must not leave
       // nft reading a truncated (and possibly still valid) transaction.
-      removeStaleSpools();
-      this.spoolDir = mkdtempSync(join(tmpdir(), `${SPOOL_PREFIX}${process.pid}-`));
+      const base = spoolBase();
+      removeStaleSpools(base);
+      this.spoolDir = mkdtempSync(join(base, `${SPOOL_PREFIX}${process.pid}-`));
       driver = createNftDriver({ nftPath: this.config.nftPath, timeoutMs: this.config.nftTimeoutMs, spoolDir: this.spoolDir });
     }
     this.reconciler = new Reconciler({
@@ -305,7 +314,7 @@ export class Agent {
         this.passes++;
         onReport?.(report);
         onReport = undefined;
-        if (report.changed || this.saveDirty) await this.save();
+        if (report.changed || this.saveDirty) this.queueSave();
         this.logger.debug('reconcile.done', 'pass done', { trigger: request.trigger, ...report, durationMs: Math.round(report.durationMs) });
         if (report.errors > 0) this.scheduleRetry();
         else this.retryDelay = 1000;
@@ -315,6 +324,15 @@ export class Agent {
       this.running = undefined;
       for (const resolve of this.idleWaiters.splice(0)) resolve();
     }
+  }
+
+  private queueSave(): void {
+    if (this.saveQueued) return;
+    this.saveQueued = true;
+    this.saving = this.saving.then(() => {
+      this.saveQueued = false;
+      return this.save();
+    });
   }
 
   private scheduleInterval(): void {
@@ -339,9 +357,12 @@ export class Agent {
   }
 
   /** Resolves when no pass is running or queued (debounced events that have not fired yet do not count). */
-  idle(): Promise<void> {
-    if (!this.running && !this.pending) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  async idle(): Promise<void> {
+    while (this.running || this.pending || this.saveQueued) {
+      if (this.running || this.pending) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+      await this.saving;
+    }
+    await this.saving;
   }
 
   /** Stops watching and serving; lets a running pass finish (never interrupts nft); leaves the rules in place. */
@@ -352,6 +373,7 @@ export class Agent {
     for (const timer of [this.debounceTimer, this.intervalTimer, this.retryTimer]) this.clock.clearTimeout(timer);
     await Promise.all(this.watchers.map((w) => w.close()));
     if (this.running) await this.running;
+    await this.saving;
     await this.save();
     if (this.server) {
       const server = this.server;

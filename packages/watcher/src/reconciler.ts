@@ -67,6 +67,8 @@ export interface ReconcileReport {
   /** Failures a later retry may fix (nft error, missing namespace). */
   errors: number;
   durationMs: number;
+  /** Time spent reading and verifying the directories. */
+  scanMs?: number;
 }
 
 interface Item {
@@ -81,6 +83,7 @@ interface Item {
   plan?: Extract<ChangePlan, { ok: true }> | undefined;
   /** The body cut into objects (computed while planning), kept for planning the next version. */
   index?: BodyIndex | null;
+  planMs?: number;
 }
 
 type TxResult = { ok: true } | { ok: false; stderr: string; phase: 'check' | 'apply' };
@@ -235,6 +238,7 @@ export class Reconciler {
     const report: ReconcileReport = { changed: false, applied: 0, repaired: 0, removed: 0, rejected: 0, errors: 0, durationMs: 0 };
     if (opts.force) this.forgetRejected();
     const scanned = await this.scan(this.options.sources, this.scanOptions);
+    report.scanMs = Math.round(clock.monotonic() - started);
     const desired = this.collectDesired(scanned);
 
     const targets = new Map<string, Target>();
@@ -597,7 +601,9 @@ export class Reconciler {
     else {
       if (previous.index === undefined) previous.index = indexBody(previous.body) ?? null;
       item.index = indexBody(item.body) ?? null;
+      const started = this.options.clock.monotonic();
       const plan = planChange(previous.body, item.body, previous.index ?? undefined, item.index ?? undefined);
+      item.planMs = Math.round(this.options.clock.monotonic() - started);
       if (plan.ok) {
         item.plan = plan;
         return;
@@ -886,6 +892,7 @@ export class Reconciler {
       let model: TablesModel | undefined;
       let mode: 'incremental' | 'keep-base-chains' | 'replace' = incremental && item.plan ? 'incremental' : hitless ? 'keep-base-chains' : 'replace';
       let live = true;
+      const readStarted = this.options.clock.monotonic();
       try {
         let read = await this.readTables(item.tables, nftTarget);
         const extra = mode === 'keep-base-chains' ? read.listed.flatMap((t) => leftovers(t.json, item.body, t)) : [];
@@ -924,6 +931,7 @@ export class Reconciler {
           error: describeError(error),
         });
       }
+      const readMs = this.options.clock.monotonic() - readStarted;
       const applied: AppliedVersion = {
         contentDigest: item.artifact.contentDigest,
         bodyDigest: item.bodyDigest,
@@ -971,8 +979,9 @@ export class Reconciler {
           tables: item.tables.map(tableKey),
           batch: items.length,
           mode,
-          ...(mode === 'incremental' ? { operations: item.plan!.operations } : {}),
+          ...(mode === 'incremental' ? { operations: item.plan!.operations, planMs: item.planMs } : {}),
           ms,
+          readMs: Math.round(readMs),
         });
       }
     }

@@ -186,15 +186,15 @@ export class StateStore {
 
   /** Writes the copies of applied artifacts, then the status document, then removes copies nobody names. */
   async save(status: StatusDocument, records: readonly ArtifactRecord[]): Promise<void> {
+    // Everything is taken from the records before the first write: the agent goes on reconciling while the
+    // files are written, and the status document must name exactly the copies written before it.
     const keep = new Set<string>();
+    const copies: [string, string][] = [];
     for (const record of records) {
       if (!record.applied) continue;
       keep.add(record.applied.contentDigest);
-      if (this.written.has(record.applied.contentDigest)) continue;
-      await this.write(join(this.dir, LAST_GOOD, `${record.applied.contentDigest}.nft`), record.applied.text);
-      this.written.add(record.applied.contentDigest);
+      if (!this.written.has(record.applied.contentDigest)) copies.push([record.applied.contentDigest, record.applied.text]);
     }
-    faultPoint('during-save');
     const stored: StoredState = {
       ...status,
       records: records.map((r) => ({
@@ -217,7 +217,14 @@ export class StateStore {
         ...(r.routingOwned.size > 0 ? { routingOwned: [...r.routingOwned].sort() } : {}),
       })),
     };
-    await this.write(join(this.dir, STATUS_FILE), `${JSON.stringify(stored, null, 2)}\n`, 0o644);
+    const statusText = `${JSON.stringify(stored, null, 2)}\n`;
+    for (const [digest, text] of copies) {
+      if (this.written.has(digest)) continue;
+      await this.write(join(this.dir, LAST_GOOD, `${digest}.nft`), text);
+      this.written.add(digest);
+    }
+    faultPoint('during-save');
+    await this.write(join(this.dir, STATUS_FILE), statusText, 0o644);
     for (const name of await readdir(join(this.dir, LAST_GOOD))) {
       const digest = name.replace(/\.nft$/, '');
       if (keep.has(digest)) continue;

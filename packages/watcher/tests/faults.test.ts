@@ -1,12 +1,12 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createNetns, deleteNetns, kernelAvailable, netnsExec } from '@nftops/testkit';
 import { Agent, createMemoryLogger, type StatusDocument } from '@nftops/watcher';
+import { spoolBase } from '../src/agent.js';
 import { FAULT_STEPS } from '../src/fault.js';
 import { artifact, tempDir, testConfig, waitFor, writeAtomic } from './helpers.js';
 import { BIN } from './agent-process.js';
@@ -165,7 +165,7 @@ describe.runIf(kernelAvailable())('fault matrix on the real kernel', () => {
     expect(byStep['after-apply']).toBe(2);
     expect(byStep['during-save']).toBe(2);
     // Spool files of killed agents are cleaned up by the next start.
-    expect(readdirSync(tmpdir()).filter((n) => n.startsWith('nftops-watch-spool-') && !alive(Number(/-(\d+)-/.exec(n)?.[1])))).toEqual([]);
+    expect(readdirSync(spoolBase()).filter((n) => n.startsWith('nftops-watch-spool-') && !alive(Number(/-(\d+)-/.exec(n)?.[1])))).toEqual([]);
   });
 });
 
