@@ -46,6 +46,8 @@ export function loadSources(sources: readonly SourceFile[], bag: DiagnosticBag):
 /** An alias (`*name`) anywhere in the text sends the file down the precise path, which bounds expansion. */
 const ALIAS = /(^|[\s[{,:-])\*[^\s,\]}]/m;
 
+const LONE_CR = /\r(?!\n)/;
+
 /**
  * Plain scalars that js-yaml's core schema reads otherwise than YAML 1.2's core schema (0b101, +0x50, -0o7 are
  * numbers to js-yaml and strings to yaml; +.5 the other way round): such a file takes the precise path, so a
@@ -64,6 +66,17 @@ function loadFile(source: SourceFile, bag: DiagnosticBag): LoadedDocument[] {
   if (Buffer.byteLength(source.text, 'utf8') > LOAD_LIMITS.maxFileBytes) {
     bag.add('YAML_TOO_LARGE', start, `the file is larger than ${LOAD_LIMITS.maxFileBytes} bytes`, {
       hint: 'split it into several files',
+    });
+    return [];
+  }
+  // js-yaml ends a line at a lone \r and yaml does not, so the two paths would read different documents; a
+  // terminal also hides what a \r is followed by. Lines end with \n or \r\n.
+  const cr = LONE_CR.exec(source.text);
+  if (cr) {
+    const before = source.text.slice(0, cr.index);
+    const line = before.split('\n').length;
+    bag.add('YAML_SYNTAX', { file: source.path, line, column: cr.index - before.lastIndexOf('\n') }, 'a carriage return (\\r) without a line feed', {
+      hint: 'end lines with \\n or \\r\\n',
     });
     return [];
   }
