@@ -17,6 +17,10 @@ const VERBS = new Set(['add', 'create', 'insert', 'replace', 'delete', 'destroy'
 const OBJECTS = new Set(['table', 'chain', 'rule', 'set', 'map', 'element', 'counter', 'quota', 'limit', 'flowtable', 'secmark', 'synproxy']);
 const CT_OBJECTS = new Set(['helper', 'timeout', 'expectation']);
 
+const SKIP_BLOCK = /[^{}"#\n\\]+/y;
+const SKIP_STRING = /[^"\n]+/y;
+const SKIP_COMMENT = /[^\n]+/y;
+
 export interface Statement {
   /** 1-based line of the statement's first character. */
   readonly line: number;
@@ -59,6 +63,16 @@ export function splitStatements(text: string): Statement[] {
     }
   };
   for (let i = 0; i < text.length; i++) {
+    // Fast path: skip runs of characters that cannot change the state (inside blocks, strings and comments,
+    // which is nearly all of a large body), with one native regex step instead of a loop turn per character.
+    const skip = inComment ? SKIP_COMMENT : inString ? (depth > 0 || headDone ? SKIP_STRING : undefined) : depth > 0 ? SKIP_BLOCK : undefined;
+    if (skip) {
+      skip.lastIndex = i;
+      if (skip.test(text)) {
+        i = skip.lastIndex;
+        if (i >= text.length) break;
+      }
+    }
     const c = text[i]!;
     if (inComment) {
       if (c === '\n') {

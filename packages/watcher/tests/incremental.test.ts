@@ -222,3 +222,18 @@ describe('planChange: the reduced bodies give the planner\'s own answer', () => 
     );
   });
 });
+
+describe('body guard fast path', () => {
+  it('splits statements exactly like the character-by-character reference', async () => {
+    const { splitStatements } = await import('../src/body-guard.js');
+    const { splitStatementsReference } = await import('./body-guard-reference.js');
+    const token = fc.constantFrom('{', '}', '"', '#', '\n', '\\', '\\\n', ';', ' ', '\t', 'table', 'inet', 'x', 'delete', 'chain c', 'elements = ', '1.2.3.4');
+    fc.assert(
+      fc.property(fc.array(token, { maxLength: 60 }), (tokens) => {
+        const text = tokens.join('');
+        expect(splitStatements(text)).toEqual(splitStatementsReference(text));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+});
