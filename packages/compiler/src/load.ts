@@ -206,6 +206,8 @@ function loadPrecisely(source: SourceFile, bag: DiagnosticBag, precise: PreciseP
       });
       return;
     }
+    // As on the fast path, where js-yaml cannot tell `--- null` from an empty document between two `---`.
+    if (value === null || value === undefined) return;
     if (depthOf(value, LOAD_LIMITS.maxDepth) > LOAD_LIMITS.maxDepth) {
       bag.add('YAML_TOO_DEEP', position(doc.contents.range?.[0] ?? 0), `the document nests deeper than ${LOAD_LIMITS.maxDepth} levels`);
       return;
