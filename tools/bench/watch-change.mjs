@@ -159,8 +159,19 @@ async function measure(services) {
       if (process.env.NFTOPS_BENCH_TRACE) for (const e of events.slice(eventsBefore)) log(`  +${(e.receivedAt - start).toFixed(0)} ms ${e.event} ${JSON.stringify({ ms: e.ms, planMs: e.planMs, readMs: e.readMs, scanMs: e.scanMs })}`);
       return { ms: live - start, mode: ok.mode, txMs: ok.ms, operations: ok.operations };
     };
-    // Warm-up: the monitor has subscribed and both versions went through the agent once.
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // nft monitor reads the ruleset before it subscribes (seconds at 50k): probe until it prints an element.
+    const probe = (args, input) => spawnSync('ip', ['netns', 'exec', netns, 'nft', ...args], { input, encoding: 'utf8' });
+    probe(['-f', '-'], 'table inet nftops_bench_probe {\n set s { type ipv4_addr; }\n}\n');
+    for (let i = 1; ; i++) {
+      const after = performance.now();
+      probe(['add', 'element', 'inet', 'nftops_bench_probe', 's', `{ 192.0.2.${i % 250} }`]);
+      const printed = await waitLine(/nftops_bench_probe/, after, 1000).then(() => true, () => false);
+      if (printed) break;
+      if (i > 600) throw new Error('nft monitor never started');
+    }
+    probe(['delete', 'table', 'inet', 'nftops_bench_probe']);
+    // Warm-up: both versions go through the agent once.
+
     for (let i = 0; i < 2; i++) await change(false);
     const results = [];
     for (let i = 0; i < CHANGES; i++) {
