@@ -145,9 +145,10 @@ function lazyPreciseParse(source: SourceFile): PreciseParse {
   const all = () => {
     if (!docs) {
       // Duplicate keys are found by duplicateKeys(): yaml's own check compares every key with every earlier one.
-      // The core schema even under a `%YAML 1.1` directive (where `n:` is false and `<<` merges), as js-yaml reads it.
+      // The core schema even under a `%YAML 1.1` directive (where `n:` is false and `<<` merges), as js-yaml reads it;
+      // no process warnings (yaml writes one to stderr for a mapping used as a key).
       try {
-        docs = Array.from(new Composer({ uniqueKeys: false, schema: 'core' }).compose(boundedTokens(source.text, lineCounter)));
+        docs = Array.from(new Composer({ uniqueKeys: false, schema: 'core', logLevel: 'error' }).compose(boundedTokens(source.text, lineCounter)));
       } catch (error) {
         if (!(error instanceof NestingTooDeep)) throw error;
         tooDeepAt = error.offset;
