@@ -553,6 +553,21 @@ describe('YAML bombs and broken files', () => {
     expect(ms).toBeLessThan(10_000);
   });
 
+  it('a mapping used as a key gives an error, and no process warning on stderr', async () => {
+    const warnings: string[] = [];
+    const listener = (warning: Error) => warnings.push(warning.message);
+    process.on('warning', listener);
+    try {
+      // `# *x` sends the file down the precise path, whose converter warned about such keys.
+      const result = compile([{ path: FILE, text: '? { "x\\u001b[31m\\nforged": 1 }\n: v\napiVersion: nftops.dev/v1alpha1\n# *x\n' }]);
+      expect(result.ok).toBe(false);
+      await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      process.off('warning', listener);
+    }
+    expect(warnings).toEqual([]);
+  });
+
   it('every diagnostic code the bombs expect exists', () => {
     for (const bomb of BOMBS) for (const code of bomb.codes) expect(DIAGNOSTIC_CODES).toHaveProperty(code);
   });
