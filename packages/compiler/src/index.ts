@@ -4,3 +4,4 @@ export { DIAGNOSTIC_CODES, formatDiagnostic, sortDiagnostics, type DiagnosticCod
 export { API_GROUP, SUPPORTED_API_VERSIONS } from './kinds.js';
 export { LOAD_LIMITS } from './load.js';
 export { VERSION } from './version.js';
+export { cidrContains, compareBytes, parseAddress, parseCidr, type Cidr, type IpAddress } from './address.js';
