@@ -1,6 +1,7 @@
 export {
   ARTIFACT_MAGIC,
   parseArtifact,
+  parseArtifactBytes,
   renderArtifact,
   sha256Hex,
   type ArtifactHeader,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseArtifact, renderArtifact, sha256Hex } from '@nftops/artifact';
+import { parseArtifact, parseArtifactBytes, renderArtifact, sha256Hex } from '@nftops/artifact';
 
 const input = {
   generator: 'nftops 0.1.0',
@@ -43,5 +43,22 @@ describe('artifact format', () => {
   it('refuses to write a header value that would break out of the comment', () => {
     expect(() => renderArtifact({ ...input, generator: 'nftops\nflush ruleset' })).toThrow();
     expect(() => renderArtifact({ ...input, tables: [{ family: 'inet', name: 'x;flush ruleset' }] })).toThrow();
+  });
+});
+
+describe('parseArtifactBytes', () => {
+  it('gives parseArtifact\'s result from the bytes (non-ASCII comments, truncations, alterations, invalid UTF-8)', () => {
+    const text = renderArtifact({ ...input, body: `${input.body}# kommentar: grüße ✓\n` });
+    const bytes = Buffer.from(text, 'utf8');
+    expect(parseArtifactBytes(bytes)).toEqual(parseArtifact(text));
+    expect(parseArtifactBytes(bytes).ok).toBe(true);
+    for (const cut of [10, text.length - 3, Buffer.byteLength(text) - 1]) {
+      const part = bytes.subarray(0, cut);
+      expect(parseArtifactBytes(part)).toEqual(parseArtifact(part.toString('utf8')));
+    }
+    const altered = Buffer.from(text.replace('grüße', 'grüsse'), 'utf8');
+    expect(parseArtifactBytes(altered)).toMatchObject({ ok: false, code: 'ARTIFACT_DIGEST_MISMATCH' });
+    const invalid = Buffer.concat([bytes, Buffer.from([0xff, 0x0a])]);
+    expect(parseArtifactBytes(invalid)).toMatchObject({ ok: false, code: 'ARTIFACT_DIGEST_MISMATCH' });
   });
 });
