@@ -2,7 +2,7 @@ import { constants } from 'node:fs';
 import { createHash, type KeyObject } from 'node:crypto';
 import { open, readdir, realpath } from 'node:fs/promises';
 import { join, sep } from 'node:path';
-import { parseArtifact, routingOfHeader, verifyArtifactSignature, type Routing, type TableRef } from '@nftops/artifact';
+import { parseArtifact, parseArtifactBytes, routingOfHeader, verifyArtifactSignature, type Routing, type TableRef } from '@nftops/artifact';
 import { guardBody } from './body-guard.js';
 import { NETNS_NAME, type SourceSpec } from './config.js';
 import type { WatchErrorCode } from './errors.js';
@@ -68,8 +68,8 @@ export function sha256(text: string | Uint8Array): string {
  * digest first (a partial or altered file is refused before anything else looks at it), then the signature
  * (when a key is configured), then the header's tables and routing, then the body guard.
  */
-export function judge(text: string, options: JudgeOptions = {}): Verdict {
-  const parsed = parseArtifact(text);
+export function judge(text: string, options: JudgeOptions = {}, bytes?: Uint8Array): Verdict {
+  const parsed = bytes ? parseArtifactBytes(bytes, text) : parseArtifact(text);
   if (!parsed.ok) {
     return { ok: false, code: parsed.code === 'ARTIFACT_DIGEST_MISMATCH' ? 'WATCH_DIGEST_MISMATCH' : 'WATCH_BAD_ARTIFACT', message: parsed.message };
   }
@@ -233,7 +233,7 @@ async function scanOnce(spec: SourceSpec, options: ScanOptions): Promise<Scanned
           continue;
         }
         const text = read.bytes.toString('utf8');
-        artifacts.push({ id, sourcePath: spec.path, target: listing.target, file, contentDigest: sha256(read.bytes), text, verdict: judge(text, options) });
+        artifacts.push({ id, sourcePath: spec.path, target: listing.target, file, contentDigest: sha256(read.bytes), text, verdict: judge(text, options, read.bytes) });
       }
     }
   } catch (error) {

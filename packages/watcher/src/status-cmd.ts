@@ -41,6 +41,7 @@ export function renderStatus(doc: StatusDocument, stateDir: string, alive: (pid:
     for (const source of doc.agent.sources) lines.push(`source: ${source.path}${source.netns ? ` -> netns ${source.netns}` : ' (top level -> host, NAME/ -> netns NAME)'}`);
   }
   if (doc.lastSuccessAt) lines.push(`last successful apply: ${doc.lastSuccessAt}`);
+  if (doc.stateError) lines.push(`state directory: NOT WRITABLE (${doc.stateError}); rules are applied, last good copies are not kept`);
   lines.push('');
   if (doc.artifacts.length === 0) {
     lines.push('no artifacts');
@@ -63,6 +64,11 @@ export function renderStatus(doc: StatusDocument, stateDir: string, alive: (pid:
     if (failing.length > 0) {
       lines.push('');
       for (const a of failing) lines.push(`${a.id}: ${a.lastAttempt!.code}: ${a.lastAttempt!.message}`);
+    }
+    const routing = doc.artifacts.filter((a) => a.routing?.state === 'Failing');
+    if (routing.length > 0) {
+      lines.push('');
+      for (const a of routing) lines.push(`${a.id}: routing failing since ${a.routing!.since} (${a.routing!.failures}x): WATCH_ROUTING: ${a.routing!.error}`);
     }
   }
   lines.push('', 'last 5 attempts:');

@@ -354,3 +354,33 @@ describe('status server: read-only', () => {
     expect(buildConfig({ dir: ['/tmp'] }).listen).toEqual({ host: '127.0.0.1', port: 9780 });
   });
 });
+
+describe('status rendering of the new fields', () => {
+  it('prints a state directory that cannot be written and failing routing', async () => {
+    const { renderStatus } = await import('@nftops/watcher');
+    const text = renderStatus(
+      {
+        version: 1,
+        updatedAt: '2026-01-01T00:00:00.000Z',
+        ready: true,
+        stateError: 'ENOSPC: no space left on device',
+        artifacts: [
+          {
+            id: 'host/mesh.nft',
+            netns: 'host',
+            sourcePath: '/srv',
+            state: 'Ready',
+            live: true,
+            applied: { digest: `sha256:${'a'.repeat(64)}`, file: '/srv/mesh.nft', at: '2026-01-01T00:00:00.000Z', tables: ['inet t'], mode: 'incremental' },
+            routing: { items: ['rule4 fwmark 0x539/0xffffffff table 133 priority 32765'], state: 'Failing', error: 'RTNETLINK answers: Operation not permitted', failures: 3, since: '2026-01-01T00:00:00.000Z' },
+            history: [],
+          },
+        ],
+        recent: [],
+      },
+      '/var/lib/nftops-watch',
+    );
+    expect(text).toContain('state directory: NOT WRITABLE (ENOSPC: no space left on device)');
+    expect(text).toContain('host/mesh.nft: routing failing since 2026-01-01T00:00:00.000Z (3x): WATCH_ROUTING: RTNETLINK answers: Operation not permitted');
+  });
+});
