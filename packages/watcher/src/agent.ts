@@ -122,7 +122,19 @@ export class Agent {
       const base = spoolBase();
       removeStaleSpools(base);
       this.spoolDir = mkdtempSync(join(base, `${SPOOL_PREFIX}${process.pid}-`));
-      driver = createNftDriver({ nftPath: this.config.nftPath, timeoutMs: this.config.nftTimeoutMs, spoolDir: this.spoolDir });
+      const transactions = createNftDriver({ nftPath: this.config.nftPath, timeoutMs: this.config.nftTimeoutMs, spoolDir: this.spoolDir });
+      // Reads get more time than transactions: `nft -j list table` of a 50 000-service table takes tens of
+      // seconds on nft 1.0.6, and a read-back killed by the timeout would leave every later change unverified
+      // (applied whole). A hung listing is still killed, after max(10 x --nft-timeout, 5 min).
+      const reads = createNftDriver({ nftPath: this.config.nftPath, timeoutMs: Math.max(this.config.nftTimeoutMs * 10, 300_000) });
+      driver = {
+        version: () => transactions.version(),
+        check: (ruleset, target) => transactions.check(ruleset, target),
+        apply: (ruleset, target) => transactions.apply(ruleset, target),
+        listTables: (target) => reads.listTables(target),
+        listTable: (family, name, target) => reads.listTable(family, name, target),
+        listRuleset: (target) => reads.listRuleset(target),
+      };
     }
     this.reconciler = new Reconciler({
       driver,
