@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
-import { dirname, join, relative, sep } from 'node:path';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import type { Diagnostic, SourceFile } from '@nftops/compiler';
 
 /** What a command needs from the outside world; tests pass their own. */
@@ -76,7 +76,7 @@ export function readSources(cwd: string, paths: readonly string[]): ReadSourcesR
   const files: string[] = [];
   const diagnostics: Diagnostic[] = [];
   for (const path of paths) {
-    const absolute = join(cwd, path);
+    const absolute = resolve(cwd, path);
     try {
       walk(absolute, files);
     } catch (error) {

@@ -1,6 +1,6 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseArtifact, signArtifact, verifyArtifactSignature } from '@nftops/artifact';
 import { writeFileAtomic, type CliIo } from '../io.js';
@@ -43,7 +43,7 @@ export function runSign(args: string[], io: CliIo): number {
   const modes = [values.key, values.verify, values['generate-key']].filter((v) => v !== undefined).length;
   if (modes !== 1) throw new UsageError('give exactly one of --key, --verify, --generate-key');
   if (values['generate-key'] !== undefined) {
-    const base = join(io.cwd, values['generate-key']);
+    const base = resolve(io.cwd, values['generate-key']);
     const { privateKey, publicKey } = generateKeyPairSync('ed25519');
     writeFileSync(`${base}.pem`, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600, flag: 'wx' });
     writeFileSync(`${base}.pub`, publicKey.export({ type: 'spki', format: 'pem' }), { mode: 0o644, flag: 'wx' });
@@ -51,10 +51,10 @@ export function runSign(args: string[], io: CliIo): number {
     return EXIT.ok;
   }
   if (positionals.length === 0) throw new UsageError('name at least one artifact');
-  const key = readFileSync(join(io.cwd, (values.key ?? values.verify)!), 'utf8');
+  const key = readFileSync(resolve(io.cwd, (values.key ?? values.verify)!), 'utf8');
   const results: { file: string; ok: boolean; message?: string }[] = [];
   for (const file of positionals) {
-    const path = join(io.cwd, file);
+    const path = resolve(io.cwd, file);
     const text = readFileSync(path, 'utf8');
     const parsed = parseArtifact(text);
     if (!parsed.ok) {
