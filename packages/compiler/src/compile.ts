@@ -4,11 +4,11 @@ import { renderArtifact, type TableRef } from '@nftops/artifact';
 import type { CompileOptions, CompileResult, CompiledArtifact, RuleSource, SourceFile } from './api.js';
 import { DiagnosticBag } from './diagnostics.js';
 import { EXTENSIONS } from './extensions.js';
-import { loadSources } from './load.js';
+import { loadFile } from './load.js';
 import { forwardsOf, lowerArtifact, type ArtifactContent } from './lower.js';
-import { buildModel, DEFAULT_SETTINGS, type ArtifactSpec, type LoadBalancer, type Model, type NetworkPolicy, type Settings } from './model.js';
+import { DEFAULT_SETTINGS, ModelBuilder, type ArtifactSpec, type LoadBalancer, type Model, type NetworkPolicy, type Origin, type Settings } from './model.js';
 import { UnsafeTextError } from './nft-text.js';
-import { renderTables } from './render.js';
+import { bodyLineSources, renderTables } from './render.js';
 import { validateDocuments } from './validate.js';
 import { VERSION } from './version.js';
 
@@ -137,11 +137,11 @@ function backendEntries(service: LoadBalancer, layout: Settings['layout']): numb
 
 /** Checks that need all objects of one artifact together. */
 function checkArtifact(content: ArtifactContent, bag: DiagnosticBag): void {
+  const forwards = forwardsOf(content.loadBalancers);
   let entries = 0;
-  const perService = new Map(content.loadBalancers.map((s) => [s, backendEntries(s, content.settings.layout)]));
-  for (const { service } of forwardsOf(content.loadBalancers)) {
+  for (const { service } of forwards) {
     const before = entries;
-    entries += perService.get(service)!;
+    entries += backendEntries(service, content.settings.layout);
     if (before <= MAX_BACKEND_ENTRIES && entries > MAX_BACKEND_ENTRIES) {
       bag.add('SCHEMA_RANGE', service.origin.at(['backends']), `with ${service.origin.ref} the artifact holds more than ${MAX_BACKEND_ENTRIES} backend entries (service ports times backends, weights counted as slots in the maps layout)`, {
         hint: 'use the smallest weights with the same ratio, or split the services over several Artifacts',
@@ -153,19 +153,22 @@ function checkArtifact(content: ArtifactContent, bag: DiagnosticBag): void {
     const objects = content.extensionObjects.filter((o) => extension.kinds.includes(o.kind));
     if (objects.length > 0) extension.check?.(objects, bag);
   }
-  const seen = new Map<string, string>();
-  for (const { service, port } of forwardsOf(content.loadBalancers)) {
-    const key = `${service.address.text} ${port.protocol} ${port.port}`;
-    const other = seen.get(key);
-    if (other !== undefined && other !== service.origin.ref) {
-      bag.add(
-        'DUPLICATE_SERVICE_PORT',
-        service.origin.at(['address']),
-        `${service.origin.ref} and ${other} both serve ${port.protocol.toUpperCase()} ${service.address.text} port ${port.port}`,
-        { hint: 'one address, protocol and port can have one service only', object: service.origin.ref },
-      );
+  // Forwards are sorted by address, protocol and port, so the ones that share all three are neighbours.
+  let first: (typeof forwards)[number] | undefined;
+  for (const forward of forwards) {
+    const { service, port } = forward;
+    const same = first !== undefined && first.service.address.text === service.address.text && first.port.protocol === port.protocol && first.port.port === port.port;
+    if (!same) {
+      first = forward;
+      continue;
     }
-    seen.set(key, other ?? service.origin.ref);
+    if (first!.service.origin.ref === service.origin.ref) continue;
+    bag.add(
+      'DUPLICATE_SERVICE_PORT',
+      service.origin.at(['address']),
+      `${service.origin.ref} and ${first!.service.origin.ref} both serve ${port.protocol.toUpperCase()} ${service.address.text} port ${port.port}`,
+      { hint: 'one address, protocol and port can have one service only', object: service.origin.ref },
+    );
   }
 }
 
@@ -175,9 +178,12 @@ function checkArtifact(content: ArtifactContent, bag: DiagnosticBag): void {
  */
 export function compile(sources: readonly SourceFile[], options: CompileOptions = {}): CompileResult {
   const bag = new DiagnosticBag();
-  const documents = loadSources(sources, bag);
-  const objects = validateDocuments(documents, bag);
-  const model = buildModel(objects, bag, EXTENSIONS);
+  const builder = new ModelBuilder(bag, EXTENSIONS);
+  // File by file, so each file's YAML tree is garbage before the next one is parsed.
+  for (const source of sources) {
+    for (const object of validateDocuments(loadFile(source, bag), bag)) builder.add(object);
+  }
+  const model = builder.finish();
   const planned = planArtifacts(model, bag);
   for (const plan of planned) checkArtifact(plan.content, bag);
   if (bag.hasErrors) return { ok: false, artifacts: [], diagnostics: bag.sorted() };
@@ -210,21 +216,24 @@ export function compile(sources: readonly SourceFile[], options: CompileOptions 
       generator,
       tables: tableRefs,
       sourceDigest: sourceDigest(usesSettings ? settings : null, loadBalancers, policies, extensionObjects),
-      body: body.text,
+      body,
       extra: lowered.header,
     });
-    const headerLines = text.slice(0, text.length - body.text.length).split('\n').length - 1;
-    const origins = new Map(
-      [...plan.content.loadBalancers, ...plan.content.policies, ...plan.content.extensionObjects, plan.content.settings].flatMap((o) =>
-        o.origin ? [[o.origin.ref, o.origin] as const] : [],
-      ),
-    );
-    const bodyLines = body.lineSources;
-    // Positions are looked up only when asked for: finding them needs the precise YAML parse.
+    const headerLines = text.slice(0, text.length - body.length).split('\n').length - 1;
+    const { content } = plan;
+    let origins: Map<string, Origin> | undefined;
+    const originOf = (ref: string): Origin | undefined =>
+      (origins ??= new Map(
+        [...content.loadBalancers, ...content.policies, ...content.extensionObjects, content.settings].flatMap((o) =>
+          o.origin ? [[o.origin.ref, o.origin] as const] : [],
+        ),
+      )).get(ref);
+    const bodyLineSource = bodyLineSources(body);
+    // Looked up only when asked for (nft reported an error): positions need the precise YAML parse.
     const ruleSource = (line: number): RuleSource | undefined => {
-      const ref = bodyLines.get(line - headerLines);
+      const ref = bodyLineSource(line - headerLines);
       if (ref === undefined) return undefined;
-      const at = origins.get(ref)?.at(['$name']);
+      const at = originOf(ref)?.at(['$name']);
       return { object: ref, file: at?.file ?? '', line: at?.line ?? 0, column: at?.column ?? 0 };
     };
     artifacts.push({ name: plan.name, output: plan.output, text, tables: tableRefs, ruleSource });

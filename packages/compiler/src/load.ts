@@ -24,24 +24,15 @@ export interface LoadedDocument {
   locateKey(path: readonly PathSegment[]): Position;
 }
 
-function depthOf(value: unknown, limit: number): number {
-  let max = 0;
-  const stack: [unknown, number][] = [[value, 1]];
-  while (stack.length > 0) {
-    const [item, depth] = stack.pop()!;
-    if (item === null || typeof item !== 'object') continue;
-    if (depth > max) max = depth;
-    if (max > limit) return max;
-    for (const child of Object.values(item)) stack.push([child, depth + 1]);
-  }
-  return max;
+/** True when VALUE nests deeper than LIMIT levels (a scalar is level 0, a mapping or list of scalars level 1). */
+function nestsDeeperThan(value: unknown, limit: number): boolean {
+  if (value === null || typeof value !== 'object') return false;
+  if (limit === 0) return true;
+  // Recursion stops at LIMIT levels, so the stack stays shallow whatever the input.
+  for (const child of Array.isArray(value) ? value : Object.values(value)) if (nestsDeeperThan(child, limit - 1)) return true;
+  return false;
 }
 
-export function loadSources(sources: readonly SourceFile[], bag: DiagnosticBag): LoadedDocument[] {
-  const documents: LoadedDocument[] = [];
-  for (const source of sources) documents.push(...loadFile(source, bag));
-  return documents;
-}
 
 /** An alias (`*name`) anywhere in the text sends the file down the precise path, which bounds expansion. */
 const ALIAS = /(^|[\s[{,:-])\*[^\s,\]}]/m;
@@ -61,7 +52,7 @@ const AMBIGUOUS_SCALAR = /(?:^|[\s[{,:])(?:[-+]?0b[01]|[-+]0[ox][0-9a-fA-F]|[-+]
  * unusual (aliases, syntax errors, duplicate keys) goes straight to the precise parser, whose diagnostics
  * are the ones users see.
  */
-function loadFile(source: SourceFile, bag: DiagnosticBag): LoadedDocument[] {
+export function loadFile(source: SourceFile, bag: DiagnosticBag): LoadedDocument[] {
   const start = { file: source.path, line: 1, column: 1 };
   if (Buffer.byteLength(source.text, 'utf8') > LOAD_LIMITS.maxFileBytes) {
     bag.add('YAML_TOO_LARGE', start, `the file is larger than ${LOAD_LIMITS.maxFileBytes} bytes`, {
@@ -92,7 +83,7 @@ function loadFile(source: SourceFile, bag: DiagnosticBag): LoadedDocument[] {
       const result: LoadedDocument[] = [];
       values.forEach((value, index) => {
         if (value === null || value === undefined) return;
-        if (depthOf(value, LOAD_LIMITS.maxDepth) > LOAD_LIMITS.maxDepth) {
+        if (nestsDeeperThan(value, LOAD_LIMITS.maxDepth)) {
           bag.add('YAML_TOO_DEEP', precise.documentStart(index), `the document nests deeper than ${LOAD_LIMITS.maxDepth} levels`);
           return;
         }
@@ -209,7 +200,7 @@ function loadPrecisely(source: SourceFile, bag: DiagnosticBag, precise: PreciseP
     }
     // As on the fast path, where js-yaml cannot tell `--- null` from an empty document between two `---`.
     if (value === null || value === undefined) return;
-    if (depthOf(value, LOAD_LIMITS.maxDepth) > LOAD_LIMITS.maxDepth) {
+    if (nestsDeeperThan(value, LOAD_LIMITS.maxDepth)) {
       bag.add('YAML_TOO_DEEP', position(doc.contents.range?.[0] ?? 0), `the document nests deeper than ${LOAD_LIMITS.maxDepth} levels`);
       return;
     }

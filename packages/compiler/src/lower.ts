@@ -26,8 +26,13 @@ interface Forward {
   readonly port: ServicePort;
 }
 
-export function forwardsOf(loadBalancers: readonly LoadBalancer[]): Forward[] {
-  return loadBalancers
+const forwardsCache = new WeakMap<readonly LoadBalancer[], readonly Forward[]>();
+
+/** The forwards of LOADBALANCERS in rule order (address, protocol, port); sorted once per list. */
+export function forwardsOf(loadBalancers: readonly LoadBalancer[]): readonly Forward[] {
+  const cached = forwardsCache.get(loadBalancers);
+  if (cached) return cached;
+  const forwards = loadBalancers
     .flatMap((service) => service.ports.map((port) => ({ service, port })))
     .sort(
       (a, b) =>
@@ -35,6 +40,8 @@ export function forwardsOf(loadBalancers: readonly LoadBalancer[]): Forward[] {
         protocolOrder(a.port.protocol) - protocolOrder(b.port.protocol) ||
         a.port.port - b.port.port,
     );
+  forwardsCache.set(loadBalancers, forwards);
+  return forwards;
 }
 
 function gcd(a: number, b: number): number {
@@ -210,11 +217,11 @@ function lowerNatTableMaps(content: ArtifactContent): IrTable {
       continue;
     }
     const divisor = service.backends.reduce((g, b) => gcd(g, b.weight), 0);
+    const backendNote = comment(service.origin.ref);
     let slots = 0;
     for (const backend of service.backends) {
-      for (let k = 0; k < backend.weight / divisor; k++) {
-        backends[family].push([`${key} . ${slots++} ${comment(service.origin.ref)}`, `${backend.address.text} . ${backend.port ?? port.targetPort}`]);
-      }
+      const target = `${backend.address.text} . ${backend.port ?? port.targetPort}`;
+      for (let k = 0; k < backend.weight / divisor; k++) backends[family].push([`${key} . ${slots++} ${backendNote}`, target]);
     }
     const snat = service.snat ?? settings.snat;
     const name = identifier(`${prefix}lb${family}-${service.scheduler}-${slots}${snat ? '-snat' : ''}`);

@@ -1,33 +1,21 @@
 import type { IrChain, IrRule, IrTable } from './ir.js';
 import { comment } from './nft-text.js';
 
-export interface RenderedBody {
-  readonly text: string;
-  /** 1-based line within the body → `Kind/name` of the rule on that line. */
-  readonly lineSources: ReadonlyMap<number, string>;
-}
-
 /** One element per line, so a change to one service is a one-line diff in review. */
-function pushElements(lines: string[], elements: readonly string[], sources: Map<number, string>): void {
+function pushElements(lines: string[], elements: readonly string[]): void {
   if (elements.length === 0) return;
   lines.push('\t\telements = {');
-  elements.forEach((element, i) => {
-    lines.push(`\t\t\t${element}${i < elements.length - 1 ? ',' : ''}`);
-    const traced = elementSource(element);
-    if (traced !== undefined) sources.set(lines.length, traced);
-  });
-  lines.push('\t\t}');
+  const last = elements.length - 1;
+  for (let i = 0; i < last; i++) lines.push(`\t\t\t${elements[i]!},`);
+  lines.push(`\t\t\t${elements[last]!}`, '\t\t}');
 }
 
-/** An element's comment names its source object (`Kind/name`) the way rule comments do. */
-function elementSource(element: string): string | undefined {
-  const start = element.indexOf(' comment "');
-  if (start < 0) return undefined;
-  const from = start + 10;
-  let end = from;
-  while (end < element.length && element[end] !== ' ' && element[end] !== '"') end++;
-  const ref = element.slice(from, end);
-  return ref.includes('/') ? ref : undefined;
+function pushMapElements(lines: string[], elements: readonly (readonly [string, string])[]): void {
+  if (elements.length === 0) return;
+  lines.push('\t\telements = {');
+  const last = elements.length - 1;
+  for (let i = 0; i < last; i++) lines.push(`\t\t\t${elements[i]![0]} : ${elements[i]![1]},`);
+  lines.push(`\t\t\t${elements[last]![0]} : ${elements[last]![1]}`, '\t\t}');
 }
 
 function renderRule(rule: IrRule): string {
@@ -35,16 +23,13 @@ function renderRule(rule: IrRule): string {
   return [...rule.match, ...(rule.statements ?? []), 'counter', ...rule.actions, comment(note)].join(' ');
 }
 
-function renderChain(chain: IrChain, lines: string[], sources: Map<number, string>): void {
+function renderChain(chain: IrChain, lines: string[]): void {
   lines.push(`\tchain ${chain.name} {`);
   if (chain.base) {
     const b = chain.base;
     lines.push(`\t\ttype ${b.type} hook ${b.hook} priority ${b.priority}; policy ${b.policy};`);
   }
-  for (const rule of chain.rules) {
-    lines.push(`\t\t${renderRule(rule)}`);
-    sources.set(lines.length, rule.source);
-  }
+  for (const rule of chain.rules) lines.push(`\t\t${renderRule(rule)}`);
   lines.push('\t}');
 }
 
@@ -53,9 +38,8 @@ function renderChain(chain: IrChain, lines: string[], sources: Map<number, strin
  * the delete cannot fail), `delete table`, then the full definition. Applying it twice gives the same
  * state, and nothing of an earlier version survives.
  */
-export function renderTables(tables: readonly IrTable[]): RenderedBody {
+export function renderTables(tables: readonly IrTable[]): string {
   const lines: string[] = [];
-  const sources = new Map<number, string>();
   tables.forEach((table, tableIndex) => {
     if (tableIndex > 0) lines.push('');
     const ref = `${table.family} ${table.name}`;
@@ -65,21 +49,53 @@ export function renderTables(tables: readonly IrTable[]): RenderedBody {
       if (set.comment !== undefined) lines.push(`\t\t${comment(set.comment)}`);
       if (set.flags.length > 0) lines.push(`\t\tflags ${set.flags.join(', ')}`);
       for (const statement of set.statements ?? []) lines.push(`\t\t${statement}`);
-      pushElements(lines, set.elements, sources);
+      pushElements(lines, set.elements);
       lines.push('\t}');
     }
     for (const map of table.maps) {
       lines.push('', `\tmap ${map.name} {`, `\t\t${map.type}`);
       if (map.flags.length > 0) lines.push(`\t\tflags ${map.flags.join(', ')}`);
       for (const statement of map.statements ?? []) lines.push(`\t\t${statement}`);
-      pushElements(lines, map.elements.map(([k, v]) => `${k} : ${v}`), sources);
+      pushMapElements(lines, map.elements);
       lines.push('\t}');
     }
     for (const chain of table.chains) {
       lines.push('');
-      renderChain(chain, lines, sources);
+      renderChain(chain, lines);
     }
     lines.push('}');
   });
-  return { text: `${lines.join('\n')}\n`, lineSources: sources };
+  return `${lines.join('\n')}\n`;
+}
+
+/** The `Kind/name` a comment names first, when its first word has that form. */
+function commentSource(line: string, from: number): string | undefined {
+  let end = from;
+  while (end < line.length && line[end] !== ' ' && line[end] !== '"') end++;
+  const ref = line.slice(from, end);
+  return ref.includes('/') ? ref : undefined;
+}
+
+const COMMENT_OPEN = ' comment "';
+
+/**
+ * The source object of one line of a rendered body (1-based): rules and set or map elements name it first in
+ * their comment. Read back from the text rather than recorded while rendering, since it is only asked for
+ * when nft reports an error, and recording it costs a map entry per line of a file that can hold 300 000.
+ */
+export function bodyLineSources(body: string): (line: number) => string | undefined {
+  let sources: Map<number, string> | undefined;
+  const index = (): Map<number, string> => {
+    const found = new Map<number, string>();
+    body.split('\n').forEach((line, i) => {
+      // Rules and elements are indented twice or more; a set's or chain's own `comment` line names no object.
+      if (!line.startsWith('\t\t') || line.startsWith('\t\tcomment ')) return;
+      // A rule's comment is its last token; an element's comes before its `: value`, which holds none.
+      const at = line.lastIndexOf(COMMENT_OPEN);
+      const ref = at < 0 ? undefined : commentSource(line, at + COMMENT_OPEN.length);
+      if (ref !== undefined) found.set(i + 1, ref);
+    });
+    return found;
+  };
+  return (line) => (sources ??= index()).get(line);
 }

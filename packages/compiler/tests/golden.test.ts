@@ -30,6 +30,26 @@ describe('golden artifacts', () => {
       expect(readFileSync(join(REPO, artifact.output!), 'utf8'), artifact.output).toBe(artifact.text);
     }
   });
+
+  it('every rule and commented element traces back to the metadata.name of its object', () => {
+    const sources = readFixture(join(REPO, 'examples')).map((s) => ({ ...s, path: `examples/${s.path}` }));
+    const result = compile(sources);
+    let traced = 0;
+    for (const artifact of result.artifacts) {
+      artifact.text.split('\n').forEach((text, index) => {
+        const named = /^\t\t(?!comment ).* comment "([A-Za-z]+\/[^ "]+)/.exec(text)?.[1];
+        const source = artifact.ruleSource(index + 1);
+        expect(source?.object, `${artifact.name}:${index + 1} ${text}`).toBe(named);
+        // Built-in default settings come from no file.
+        if (!source || (source.object === 'Settings/default' && source.file === '')) return;
+        traced++;
+        const file = sources.find((s) => s.path === source.file)!;
+        const line = file.text.split('\n')[source.line - 1]!;
+        expect(line.slice(source.column - 1), `${source.file}:${source.line}`).toMatch(new RegExp(`^['"]?${source.object.split('/')[1]!.replace(/\./g, '\\.')}`));
+      });
+    }
+    expect(traced).toBeGreaterThan(100);
+  });
 });
 
 describe('error fixtures', () => {
