@@ -124,17 +124,19 @@ function rfc5952(groups: readonly number[]): string {
     }
     i = j;
   }
-  // Written out by hand: at 50 000 services this runs for every address, and map/join dominated it.
-  let text = '';
+  // Joined, not concatenated: a joined string is flat, where `+=` leaves a rope of a dozen nodes per address
+  // (the model holds 300 000 addresses at 50 000 services).
+  const parts: string[] = [];
   for (let i = 0; i < 8; i++) {
     if (i === bestStart) {
-      text += '::';
+      // One empty part between two groups gives `::`; at either end it needs a second one.
+      parts.push('');
+      if (i === 0) parts.push('');
+      if (i + bestLength === 8) parts.push('');
       i += bestLength - 1;
-      continue;
-    }
-    text += i === 0 || text.endsWith(':') ? groups[i]!.toString(16) : `:${groups[i]!.toString(16)}`;
+    } else parts.push(groups[i]!.toString(16));
   }
-  return text;
+  return parts.join(':');
 }
 
 export function maskBytes(bytes: readonly number[], prefix: number): number[] {

@@ -1,8 +1,33 @@
 import type { IrChain, IrRule, IrTable } from './ir.js';
 import { comment } from './nft-text.js';
 
+/**
+ * Collects lines and joins them in chunks of flat text as it goes: a line is a rope of the IR's strings, and
+ * keeping 300 000 of them alive until one final join made the garbage collector copy each of them twice.
+ */
+class Lines {
+  private readonly chunks: string[] = [];
+  private pending: string[] = [];
+
+  push(...lines: string[]): void {
+    for (const line of lines) this.pending.push(line);
+    if (this.pending.length >= 4096) this.flush();
+  }
+
+  private flush(): void {
+    if (this.pending.length === 0) return;
+    this.chunks.push(this.pending.join('\n'));
+    this.pending = [];
+  }
+
+  text(): string {
+    this.flush();
+    return this.chunks.join('\n');
+  }
+}
+
 /** One element per line, so a change to one service is a one-line diff in review. */
-function pushElements(lines: string[], elements: readonly string[]): void {
+function pushElements(lines: Lines, elements: readonly string[]): void {
   if (elements.length === 0) return;
   lines.push('\t\telements = {');
   const last = elements.length - 1;
@@ -10,7 +35,7 @@ function pushElements(lines: string[], elements: readonly string[]): void {
   lines.push(`\t\t\t${elements[last]!}`, '\t\t}');
 }
 
-function pushMapElements(lines: string[], elements: readonly (readonly [string, string])[]): void {
+function pushMapElements(lines: Lines, elements: readonly (readonly [string, string])[]): void {
   if (elements.length === 0) return;
   lines.push('\t\telements = {');
   const last = elements.length - 1;
@@ -23,7 +48,7 @@ function renderRule(rule: IrRule): string {
   return [...rule.match, ...(rule.statements ?? []), 'counter', ...rule.actions, comment(note)].join(' ');
 }
 
-function renderChain(chain: IrChain, lines: string[]): void {
+function renderChain(chain: IrChain, lines: Lines): void {
   lines.push(`\tchain ${chain.name} {`);
   if (chain.base) {
     const b = chain.base;
@@ -39,7 +64,7 @@ function renderChain(chain: IrChain, lines: string[]): void {
  * state, and nothing of an earlier version survives.
  */
 export function renderTables(tables: readonly IrTable[]): string {
-  const lines: string[] = [];
+  const lines = new Lines();
   tables.forEach((table, tableIndex) => {
     if (tableIndex > 0) lines.push('');
     const ref = `${table.family} ${table.name}`;
@@ -65,7 +90,7 @@ export function renderTables(tables: readonly IrTable[]): string {
     }
     lines.push('}');
   });
-  return `${lines.join('\n')}\n`;
+  return `${lines.text()}\n`;
 }
 
 /** The `Kind/name` a comment names first, when its first word has that form. */
