@@ -60,6 +60,15 @@ describe('nftops compile', () => {
     expect(readFileSync(join(dir, 'out.nft'), 'utf8')).toBe(io.out());
   });
 
+  it('takes absolute paths as well as paths relative to the working directory', async () => {
+    writeFileSync(join(dir, 'lb.yaml'), lb('web', '192.0.2.1'));
+    const relative = captureIo(dir);
+    expect(await main(['compile', 'lb.yaml'], relative)).toBe(0);
+    const elsewhere = captureIo(tmpdir());
+    expect(await main(['compile', join(dir, 'lb.yaml'), '-o', join(dir, 'abs.nft')], elsewhere), elsewhere.err()).toBe(0);
+    expect(readFileSync(join(dir, 'abs.nft'), 'utf8')).toBe(relative.out());
+  });
+
   it('reports every error with file:line:column and a code, exits 2, writes nothing and keeps the old artifact', async () => {
     const target = join(dir, 'examples/lbaas-request/lbaas-request.nft');
     const before = readFileSync(target, 'utf8');
