@@ -45,9 +45,9 @@ export function findNft(env: NodeJS.ProcessEnv = process.env): string {
 /**
  * nft's own memory use is most of a large load (about 2 KB per set element, all of it touched once): glibc's
  * transparent huge pages for malloc cut `nft -f` of 50 000 map elements by about a third (BENCHMARKS.md).
- * Older glibc ignores the tunable; a GLIBC_TUNABLES the operator set wins.
+ * Older glibc ignores the tunable; a GLIBC_TUNABLES the operator set wins. Benchmarks run nft with it too.
  */
-const NFT_ENV: NodeJS.ProcessEnv = { LC_ALL: 'C', ...(process.env.GLIBC_TUNABLES === undefined ? { GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1' } : {}) };
+export const NFT_ENV: NodeJS.ProcessEnv = { LC_ALL: 'C', ...(process.env.GLIBC_TUNABLES === undefined ? { GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1' } : {}) };
 
 function netnsPath(netns: string): string {
   return netns.includes('/') ? netns : `/var/run/netns/${netns}`;
