@@ -3,23 +3,31 @@
 // the maps layout (default) and the per-service layout rendered from the same input, in the same run.
 //
 //   npm run build && node tools/bench/scale.mjs [--sizes 1,1000,10000,50000] [--policies 10000]
-//        [--connections 3000] [--concurrency 32] [--apply-timeout 600] [--skip-dataplane] [--json out.json]
+//        [--repetitions 25] [--duration 400] [--concurrency 64] [--apply-timeout 600] [--skip-dataplane]
+//        [--json out.json]
 //
-// Needs root, nft and ip (network namespaces). Everything happens in namespaces it creates and deletes.
+// The data-plane columns come from dataplane.mjs, run once at the end over every artifact that loaded
+// within --apply-timeout, interleaved (see there); "vs 1 service" is relative to the smallest size of the
+// same layout.
+//
+// Needs root, nft, ip and gcc. Everything happens in namespaces it creates and deletes.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseArtifact, planIncremental } from '../../packages/artifact/dist/index.js';
-import { createNetns, deleteNetns, withLbTopology } from '../../packages/testkit/dist/index.js';
+import { NFT_ENV } from '../../packages/nft-driver/dist/index.js';
+import { createNetns, deleteNetns } from '../../packages/testkit/dist/index.js';
+import { DEFAULTS, formatResult, measureDataPlane, probeEnv } from './dataplane.mjs';
 
 const { values } = parseArgs({
   options: {
     sizes: { type: 'string', default: '1,1000,10000,50000' },
     policies: { type: 'string', default: '10000' },
-    connections: { type: 'string', default: '3000' },
-    concurrency: { type: 'string', default: '32' },
+    repetitions: { type: 'string', default: String(DEFAULTS.repetitions) },
+    duration: { type: 'string', default: String(DEFAULTS.durationMs) },
+    concurrency: { type: 'string', default: String(DEFAULTS.concurrency) },
     'apply-timeout': { type: 'string', default: '600' },
     'skip-dataplane': { type: 'boolean', default: false },
     layouts: { type: 'string', default: 'maps,per-service' },
@@ -29,20 +37,16 @@ const { values } = parseArgs({
 const sizes = values.sizes.split(',').map(Number);
 const layouts = values.layouts.split(',');
 const policies = Number(values.policies);
-const connections = Number(values.connections);
-const concurrency = Number(values.concurrency);
 const applyTimeout = Number(values['apply-timeout']) * 1000;
 const work = mkdtempSync(join(tmpdir(), 'nftops-bench-'));
 const child = new URL('./compile-child.mjs', import.meta.url).pathname;
-
-// The probe service: its VIP is routed to the LB namespace and its backends are real listeners.
-const PROBE = { vip: '2001:db8:f::ffff:ffff', backends: ['2001:db8:b::10', '2001:db8:b::11', '2001:db8:b::12', '2001:db8:b::13'] };
 
 function compileOnce(services, layout, changed) {
   const out = join(work, `${layout}-${services}${changed ? '-next' : ''}.nft`);
   const run = spawnSync(process.execPath, [child, String(services), String(services >= 50000 ? policies : 0), layout, out, changed ? '1' : '0'], {
     encoding: 'utf8',
-    env: { ...process.env, NFTOPS_BENCH_PROBE: JSON.stringify({ index: services - 1, ...PROBE }) },
+    // The last service is the probe of the data-plane benchmark: last in rule order, routed to real listeners.
+    env: { ...process.env, NFTOPS_BENCH_PROBE: probeEnv(services) },
     maxBuffer: 1 << 20,
   });
   if (run.status !== 0) throw new Error(`compile failed: ${run.stderr}`);
@@ -51,7 +55,8 @@ function compileOnce(services, layout, changed) {
 
 function timeNft(netns, file) {
   const start = process.hrtime.bigint();
-  const run = spawnSync('ip', ['netns', 'exec', netns, 'nft', '-f', file], { encoding: 'utf8', timeout: applyTimeout });
+  // With the environment the agent gives nft (malloc huge pages), so these are the times a node sees.
+  const run = spawnSync('ip', ['netns', 'exec', netns, 'nft', '-f', file], { encoding: 'utf8', timeout: applyTimeout, env: { ...process.env, ...NFT_ENV } });
   const ms = Number(process.hrtime.bigint() - start) / 1e6;
   if (run.error?.code === 'ETIMEDOUT' || run.signal) return { ms, timedOut: true };
   if (run.status !== 0) throw new Error(`nft -f ${file} failed: ${run.stderr}`);
@@ -84,34 +89,16 @@ async function applyTimes(file, nextFile) {
   }
 }
 
-async function dataPlaneRate(file) {
-  return withLbTopology(
-    { clientAddresses: ['2001:db8:c::2'], backendAddresses: PROBE.backends, vips: [PROBE.vip], vipMode: 'routed', serverPorts: [8080], serverProtocols: ['tcp'], prefix: 'nftops-bdp' },
-    async (topology) => {
-      // nft -f directly, with the benchmark's own timeout: large per-service rulesets take minutes to load.
-      const loaded = timeNft(topology.lbNetns, file);
-      if (loaded.timedOut) return undefined;
-      // Warm up (neighbour entries, listeners), then measure.
-      await topology.connectMany({ vip: PROBE.vip, port: 80, count: 100, concurrency });
-      const start = performance.now();
-      const results = await topology.connectMany({ vip: PROBE.vip, port: 80, count: connections, concurrency });
-      const seconds = (performance.now() - start) / 1000;
-      const failed = results.filter((r) => !r.ok).length;
-      return { rate: (connections - failed) / seconds, failed };
-    },
-  );
-}
-
 const rows = [];
 const nftVersion = execFileSync('nft', ['--version'], { encoding: 'utf8' }).trim();
 const kernel = execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim();
 console.log(`# nftops scale benchmark — ${new Date().toISOString().slice(0, 10)}, ${cpus().length} CPUs (${cpus()[0]?.model}), node ${process.version}, ${nftVersion}, kernel ${kernel}`);
+const files = new Map(); // row → artifact file, for the data-plane run
 for (const layout of layouts) {
   for (const services of sizes) {
     const compiled = compileOnce(services, layout, false);
     const next = compileOnce(services, layout, true);
     const apply = await applyTimes(compiled.file, next.file);
-    const dp = values['skip-dataplane'] || apply.cold.timedOut ? undefined : await dataPlaneRate(compiled.file);
     const row = {
       layout,
       services,
@@ -122,19 +109,33 @@ for (const layout of layouts) {
       coldMs: apply.cold.timedOut ? `>${applyTimeout}` : Math.round(apply.cold.ms),
       warmMs: apply.warm ? Math.round(apply.warm.ms) : '-',
       incrementalMs: apply.incremental ? Math.round(apply.incremental.ms) : '-',
-      connPerSec: dp ? Math.round(dp.rate) : '-',
-      failed: dp ? dp.failed : '-',
     };
     rows.push(row);
+    if (!apply.cold.timedOut) files.set(row, compiled.file);
     console.log(JSON.stringify(row));
   }
 }
-const base = (layout) => rows.find((r) => r.layout === layout && r.services === Math.min(...sizes))?.connPerSec;
-console.log('\n| layout | services | policies | compile ms | compile peak RSS MiB | artifact MiB | cold apply ms | warm apply ms | one-service incremental ms | new conn/s | vs 1 service |');
-console.log('|---|---|---|---|---|---|---|---|---|---|---|');
+
+// One interleaved data-plane run over all artifacts that loaded: one group per layout, smallest size first.
+if (!values['skip-dataplane']) {
+  const groups = layouts
+    .map((layout) => rows.filter((row) => row.layout === layout && files.has(row)).sort((a, b) => a.services - b.services))
+    .filter((group) => group.length > 0);
+  const results = await measureDataPlane(
+    groups.map((group) => group.map((row) => ({ id: `${row.layout}-${row.services}`, file: files.get(row) }))),
+    { repetitions: Number(values.repetitions), durationMs: Number(values.duration), concurrency: Number(values.concurrency), loadTimeoutMs: applyTimeout },
+  );
+  for (const [i, row] of groups.flat().entries()) {
+    row.dataPlane = results[i];
+    console.log(JSON.stringify({ layout: row.layout, services: row.services, ...formatResult(results[i]), failed: results[i].failed }));
+  }
+}
+
+console.log('\n| layout | services | policies | compile ms | compile peak RSS MiB | artifact MiB | cold apply ms | warm apply ms | one-service incremental ms | new conn/s (median) | IQR (min–max) | vs 1 service (IQR) | first-packet latency p50 / p99 µs |');
+console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
 for (const r of rows) {
-  const ratio = typeof r.connPerSec === 'number' && base(r.layout) ? `${((r.connPerSec / base(r.layout)) * 100).toFixed(0)} %` : '-';
-  console.log(`| ${r.layout} | ${r.services} | ${r.policies} | ${r.compileMs} | ${r.compileRssMiB} | ${r.artifactMiB} | ${r.coldMs} | ${r.warmMs} | ${r.incrementalMs} | ${r.connPerSec} | ${ratio} |`);
+  const dp = formatResult(r.dataPlane);
+  console.log(`| ${r.layout} | ${r.services} | ${r.policies} | ${r.compileMs} | ${r.compileRssMiB} | ${r.artifactMiB} | ${r.coldMs} | ${r.warmMs} | ${r.incrementalMs} | ${dp.rate} | ${dp.spread} | ${dp.ratio} | ${dp.latency} |`);
 }
 if (values.json) writeFileSync(values.json, JSON.stringify(rows, null, 2));
 rmSync(work, { recursive: true, force: true });
