@@ -114,13 +114,77 @@ export function parseArtifact(text: string): ParseArtifactResult {
  * artifacts: one pass less). TEXT must be BYTES decoded as UTF-8; bytes that are not valid UTF-8 are parsed
  * from the text as `parseArtifact` does (their digest then cannot match).
  */
-export function parseArtifactBytes(bytes: Uint8Array, text: string = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')): ParseArtifactResult {
-  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (!isUtf8(buffer)) return parseArtifact(text);
-  return parseWith(text, (_bodyText, bodyStart) => sha256Hex(buffer.subarray(Buffer.byteLength(text.slice(0, bodyStart), 'utf8'))));
+export function parseArtifactBytes(bytes: Uint8Array, text?: string): ParseArtifactResult {
+  const buffer = asBuffer(bytes);
+  if (!isUtf8(buffer)) return parseArtifact(text ?? buffer.toString('utf8'));
+  const verified = verifyArtifactBytes(buffer);
+  if (!verified.ok) return verified;
+  const { header, bodyStart } = verified.artifact;
+  // '\n' never occurs inside a multi-byte character: the blank line is at the same place in the bytes and the text.
+  const body = text === undefined ? buffer.toString('utf8', bodyStart) : text.slice(text.indexOf('\n\n') + 2);
+  return { ok: true, artifact: { header, body } };
+}
+
+/** An artifact whose header parsed and whose body digest checked out, still as bytes (`verifyArtifactBytes`). */
+export interface VerifiedArtifactBytes {
+  readonly header: ArtifactHeader;
+  /** Offset of the body's first byte: the header, including its blank line, is `bytes[0, bodyStart)`. */
+  readonly bodyStart: number;
+}
+
+export type VerifyArtifactBytesResult =
+  | { readonly ok: true; readonly artifact: VerifiedArtifactBytes }
+  | { readonly ok: false; readonly code: ArtifactErrorCode; readonly message: string };
+
+/**
+ * Parses the header of an artifact file's BYTES and verifies the body digest over the body bytes, without
+ * decoding the body (for large artifacts the decode costs more than the hash). Never throws. The file must be
+ * valid UTF-8 (what `renderArtifact` writes): a body that is not is refused as an incomplete or altered file, so
+ * whatever later decodes the body gets exactly the bytes that were hashed.
+ */
+export function verifyArtifactBytes(bytes: Uint8Array): VerifyArtifactBytesResult {
+  const buffer = asBuffer(bytes);
+  const end = buffer.indexOf('\n\n');
+  const headerText = buffer.toString('utf8', 0, end < 0 ? Math.min(buffer.length, MAX_HEADER_SCAN) : end);
+  const header = parseHeader(end < 0 ? headerText : `${headerText}\n\n`);
+  if (!header.ok) return header;
+  if (!isUtf8(buffer.subarray(0, end))) return { ok: false, code: 'ARTIFACT_BAD_HEADER', message: 'the header is not valid UTF-8' };
+  const body = buffer.subarray(end + 2);
+  if (!isUtf8(body)) {
+    return { ok: false, code: 'ARTIFACT_DIGEST_MISMATCH', message: 'the body is not valid UTF-8 (incomplete or altered file)' };
+  }
+  const mismatch = checkDigest(header.header, sha256Hex(body));
+  return mismatch ?? { ok: true, artifact: { header: header.header, bodyStart: end + 2 } };
+}
+
+/** How much of a file without a blank line is decoded to report what is wrong with its header. */
+const MAX_HEADER_SCAN = 1 << 16;
+
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 function parseWith(text: string, digestOfBody: (bodyText: string, bodyStart: number) => string): ParseArtifactResult {
+  const parsed = parseHeader(text);
+  if (!parsed.ok) return parsed;
+  const bodyText = text.slice(parsed.bodyStart);
+  const mismatch = checkDigest(parsed.header, digestOfBody(bodyText, parsed.bodyStart));
+  return mismatch ?? { ok: true, artifact: { header: parsed.header, body: bodyText } };
+}
+
+function checkDigest(header: ArtifactHeader, actual: string): { ok: false; code: ArtifactErrorCode; message: string } | undefined {
+  if (actual === header.bodyDigest) return undefined;
+  return {
+    ok: false,
+    code: 'ARTIFACT_DIGEST_MISMATCH',
+    message: `body digest is sha256:${actual}, the header says sha256:${header.bodyDigest} (incomplete or altered file)`,
+  };
+}
+
+/** The header of TEXT (which needs to hold only the header and its blank line), and where the body starts. */
+function parseHeader(
+  text: string,
+): { ok: true; header: ArtifactHeader; bodyStart: number } | { ok: false; code: ArtifactErrorCode; message: string } {
   if (!text.startsWith(`${ARTIFACT_MAGIC}\n`)) {
     return { ok: false, code: 'ARTIFACT_NOT_AN_ARTIFACT', message: `the file does not start with "${ARTIFACT_MAGIC}"` };
   }
@@ -145,24 +209,9 @@ function parseWith(text: string, digestOfBody: (bodyText: string, bodyStart: num
       message: 'the header needs generator, tables, sources (sha256) and body (sha256) fields',
     };
   }
-  const bodyText = text.slice(end + 2);
-  const actual = digestOfBody(bodyText, end + 2);
-  if (actual !== body[1]) {
-    return {
-      ok: false,
-      code: 'ARTIFACT_DIGEST_MISMATCH',
-      message: `body digest is sha256:${actual}, the header says sha256:${body[1]} (incomplete or altered file)`,
-    };
-  }
   const extra: Record<string, string> = {};
   for (const [key, value] of [...fields].sort(([a], [b]) => (a < b ? -1 : 1))) {
     if (!['generator', 'tables', 'sources', 'body'].includes(key)) extra[key] = value;
   }
-  return {
-    ok: true,
-    artifact: {
-      header: { generator, tables, sourceDigest: sources[1]!, bodyDigest: body[1]!, extra },
-      body: bodyText,
-    },
-  };
+  return { ok: true, header: { generator, tables, sourceDigest: sources[1]!, bodyDigest: body[1]!, extra }, bodyStart: end + 2 };
 }

@@ -2,6 +2,7 @@ export {
   ARTIFACT_MAGIC,
   parseArtifact,
   parseArtifactBytes,
+  verifyArtifactBytes,
   renderArtifact,
   sha256Hex,
   type ArtifactHeader,
@@ -10,6 +11,8 @@ export {
   type ParseArtifactResult,
   type TableFamily,
   type TableRef,
+  type VerifiedArtifactBytes,
+  type VerifyArtifactBytesResult,
 } from './artifact.js';
 export {
   ROUTING_HEADER_FIELD,
@@ -37,4 +40,4 @@ export {
   type TableStructure,
 } from './structure.js';
 export { planIncremental, type IncrementalPlan } from './incremental.js';
-export { SIGNATURE_FIELD, signArtifact, stripSignature, verifyArtifactSignature, type SignatureCheck } from './signature.js';
+export { SIGNATURE_FIELD, signArtifact, stripSignature, verifyArtifactSignature, verifyArtifactSignatureBytes, type SignatureCheck } from './signature.js';

@@ -44,7 +44,26 @@ export function verifyArtifactSignature(text: string, publicKey: string | KeyObj
   if (!match || match.index > headerEnd(text)) {
     return { ok: false, code: 'SIGNATURE_MISSING', message: 'the artifact carries no ed25519 signature' };
   }
-  const valid = verify(null, Buffer.from(stripSignature(text)), loadKey(publicKey, 'public'), Buffer.from(match[1]!, 'base64'));
+  return checked(verify(null, Buffer.from(stripSignature(text)), loadKey(publicKey, 'public'), Buffer.from(match[1]!, 'base64')));
+}
+
+/**
+ * `verifyArtifactSignature` for a file's BYTES (UTF-8, as written): the signed bytes are the file without the
+ * signature line, so nothing is decoded or re-encoded (a large artifact would cost two passes more).
+ */
+export function verifyArtifactSignatureBytes(bytes: Uint8Array, publicKey: string | KeyObject): SignatureCheck {
+  const buffer = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const end = buffer.indexOf('\n\n');
+  // latin1: one character per byte, so offsets in the header text are byte offsets (the signature line is ASCII).
+  const header = buffer.toString('latin1', 0, end + 1);
+  if (end < 0 || !header.startsWith(`${ARTIFACT_MAGIC}\n`)) throw new Error('not an nftops artifact');
+  const match = SIGNATURE_LINE.exec(header);
+  if (!match) return { ok: false, code: 'SIGNATURE_MISSING', message: 'the artifact carries no ed25519 signature' };
+  const unsigned = Buffer.concat([buffer.subarray(0, match.index), buffer.subarray(match.index + match[0].length)]);
+  return checked(verify(null, unsigned, loadKey(publicKey, 'public'), Buffer.from(match[1]!, 'base64')));
+}
+
+function checked(valid: boolean): SignatureCheck {
   return valid
     ? { ok: true }
     : { ok: false, code: 'SIGNATURE_INVALID', message: 'the ed25519 signature does not match this artifact and key' };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseArtifact, parseArtifactBytes, renderArtifact, sha256Hex } from '@nftops/artifact';
+import { parseArtifact, parseArtifactBytes, renderArtifact, sha256Hex, verifyArtifactBytes } from '@nftops/artifact';
 
 const input = {
   generator: 'nftops 0.1.0',
@@ -62,3 +62,36 @@ describe('parseArtifactBytes', () => {
     expect(parseArtifactBytes(invalid)).toMatchObject({ ok: false, code: 'ARTIFACT_DIGEST_MISMATCH' });
   });
 });
+
+describe('verifyArtifactBytes', () => {
+  const text = renderArtifact({ ...input, body: `${input.body}# kommentar: grüße ✓\n` });
+  const bytes = Buffer.from(text, 'utf8');
+
+  it('gives the header and where the body starts, without decoding the body', () => {
+    const parsed = parseArtifact(text);
+    const verified = verifyArtifactBytes(bytes);
+    expect(verified.ok && parsed.ok).toBe(true);
+    if (!verified.ok || !parsed.ok) return;
+    expect(verified.artifact.header).toEqual(parsed.artifact.header);
+    expect(bytes.subarray(verified.artifact.bodyStart).toString('utf8')).toBe(parsed.artifact.body);
+  });
+
+  it('refuses every truncation, with parseArtifact\'s code', () => {
+    for (let cut = 0; cut < bytes.length; cut++) {
+      const part = bytes.subarray(0, cut);
+      const verified = verifyArtifactBytes(part);
+      expect(verified.ok, `cut at ${cut}`).toBe(false);
+      const parsed = parseArtifact(part.toString('utf8'));
+      if (!verified.ok && !parsed.ok) expect(verified.code, `cut at ${cut}`).toBe(parsed.code);
+    }
+  });
+
+  it('refuses an altered body and a body that is not UTF-8 (even when the digest covers its bytes)', () => {
+    expect(verifyArtifactBytes(Buffer.from(text.replace('grüße', 'grüsse'), 'utf8'))).toMatchObject({ ok: false, code: 'ARTIFACT_DIGEST_MISMATCH' });
+    const header = text.slice(0, text.indexOf('\n\n') + 2);
+    const body = Buffer.concat([Buffer.from(input.body), Buffer.from([0xff, 0x0a])]);
+    const forged = Buffer.concat([Buffer.from(header.replace(sha256Hex(`${input.body}# kommentar: grüße ✓\n`), sha256Hex(body))), body]);
+    expect(verifyArtifactBytes(forged)).toMatchObject({ ok: false, code: 'ARTIFACT_DIGEST_MISMATCH', message: expect.stringMatching(/not valid UTF-8/) });
+  });
+});
+

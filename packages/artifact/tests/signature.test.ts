@@ -1,6 +1,6 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { parseArtifact, renderArtifact, sha256Hex, signArtifact, verifyArtifactSignature } from '@nftops/artifact';
+import { parseArtifact, renderArtifact, sha256Hex, signArtifact, verifyArtifactSignature, verifyArtifactSignatureBytes } from '@nftops/artifact';
 
 const { privateKey, publicKey } = generateKeyPairSync('ed25519');
 const other = generateKeyPairSync('ed25519');
@@ -42,3 +42,29 @@ describe('artifact signatures', () => {
     expect(() => signArtifact(text, rsa.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString())).toThrow(/not ed25519/);
   });
 });
+
+describe('artifact signatures on bytes', () => {
+  it('gives the text verification\'s answer for signed, unsigned, altered and foreign-key artifacts', () => {
+    const nonAscii = renderArtifact({
+      generator: 'nftops test',
+      tables: [{ family: 'inet', name: 'nftops_nat' }],
+      sourceDigest: sha256Hex('x'),
+      body: 'table inet nftops_nat\ndelete table inet nftops_nat\ntable inet nftops_nat {\n\tcomment "grüße ✓"\n}\n',
+    });
+    const signed = signArtifact(nonAscii, privateKey);
+    const cases = [
+      signed,
+      nonAscii,
+      signed.replace('grüße', 'grüsse'),
+      signed.replace('nftops test', 'nftops evil'),
+      signArtifact(text, privateKey),
+      signArtifact(text, other.privateKey),
+    ];
+    for (const candidate of cases) {
+      expect(verifyArtifactSignatureBytes(Buffer.from(candidate), publicKey)).toEqual(verifyArtifactSignature(candidate, publicKey));
+    }
+    expect(verifyArtifactSignatureBytes(Buffer.from(signed), publicKey)).toEqual({ ok: true });
+    expect(() => verifyArtifactSignatureBytes(Buffer.from('table inet x {}\n'), publicKey)).toThrow(/not an nftops artifact/);
+  });
+});
+

@@ -135,8 +135,22 @@ export function splitStatements(text: string): Statement[] {
 }
 
 export function guardBody(body: string, tables: readonly TableRef[]): GuardResult {
+  return guardHeads(splitStatements(body), tables);
+}
+
+/**
+ * `guardBody` on a body's UTF-8 BYTES, without decoding it: the same statements, heads and lines as
+ * `splitStatements` gives for the decoded text (a property test checks this), found by one pass over the bytes.
+ * The characters that matter lexically are ASCII, and bytes of multi-byte characters are never ASCII, so only
+ * the heads of top-level statements (a few bytes per table) are decoded.
+ */
+export function guardBodyBytes(body: Uint8Array, tables: readonly TableRef[]): GuardResult {
+  return guardHeads(splitHeadsBytes(body), tables);
+}
+
+function guardHeads(statements: Iterable<Pick<Statement, 'line' | 'head'>>, tables: readonly TableRef[]): GuardResult {
   const owned = new Set(tables.map((t) => `${t.family} ${t.name}`));
-  for (const { line, head } of splitStatements(body)) {
+  for (const { line, head } of statements) {
     const tokens = head.split(/\s+/);
     let i = 0;
     const first = tokens[0]!;
@@ -156,4 +170,128 @@ export function guardBody(body: string, tables: readonly TableRef[]): GuardResul
     if (!owned.has(`${family} ${name}`)) return fail(`table ${family} ${name} is not named in the artifact header`);
   }
   return { ok: true };
+}
+
+const NEWLINE = 0x0a;
+const QUOTE = 0x22;
+const HASH = 0x23;
+const BACKSLASH = 0x5c;
+const OPEN = 0x7b;
+const CLOSE = 0x7d;
+const SEMICOLON = 0x3b;
+/** Bytes that end a run inside a block (as SKIP_BLOCK): braces, quote, comment, newline, backslash. */
+const BLOCK_STOP = new Uint8Array(256);
+for (const c of [OPEN, CLOSE, QUOTE, HASH, NEWLINE, BACKSLASH]) BLOCK_STOP[c] = 1;
+
+/** Length of the UTF-8 character whose first byte is LEAD. */
+const utf8Length = (lead: number) => (lead < 0xe0 ? 2 : lead < 0xf0 ? 3 : 4);
+
+/**
+ * The (line, head) pairs `splitStatements` gives for the UTF-8 decoding of BYTES, with the same state machine
+ * stepping over bytes. Heads are collected as bytes and decoded when the statement ends; whether a non-ASCII
+ * character outside strings is white space (it then does not start the statement) is decided on the decoded
+ * character, as the text version does.
+ */
+function splitHeadsBytes(bytes: Uint8Array): { line: number; head: string }[] {
+  const statements: { line: number; head: string }[] = [];
+  const n = bytes.length;
+  let depth = 0;
+  let head: number[] = [];
+  let headDone = false;
+  let line = 1;
+  let startLine = 1;
+  let started = false;
+  let hasBlock = false;
+  let blockOpen = false;
+  let inString = false;
+  let inComment = false;
+  const finish = () => {
+    const text = Buffer.from(head).toString('utf8').trim();
+    if (text !== '' || hasBlock) statements.push({ line: startLine, head: text });
+    head = [];
+    headDone = false;
+    started = false;
+    hasBlock = false;
+  };
+  const mark = () => {
+    if (!started) {
+      started = true;
+      startLine = line;
+    }
+  };
+  for (let i = 0; i < n; i++) {
+    // Tight loops over the runs that cannot change the state (as the text version's sticky regexes): inside
+    // comments up to the newline, inside strings in blocks up to the quote or newline, inside blocks (nearly
+    // all of a large body) up to a stop byte.
+    if (inComment) while (i < n && bytes[i] !== NEWLINE) i++;
+    else if (inString) {
+      if (depth > 0 || headDone) while (i < n && bytes[i] !== QUOTE && bytes[i] !== NEWLINE) i++;
+    } else if (depth > 0) while (i < n && BLOCK_STOP[bytes[i]!] === 0) i++;
+    if (i >= n) break;
+    const c = bytes[i]!;
+    if (inComment) {
+      inComment = false;
+      line++;
+      if (depth === 0) finish();
+      continue;
+    }
+    if (c === NEWLINE) line++;
+    const collect = depth === 0 && !headDone;
+    if (inString) {
+      if (c === QUOTE) inString = false;
+      if (collect) head.push(c);
+      continue;
+    }
+    if (c === HASH) {
+      inComment = true;
+      continue;
+    }
+    if (c === QUOTE) {
+      mark();
+      inString = true;
+      if (collect) head.push(c);
+      continue;
+    }
+    if (c === BACKSLASH && bytes[i + 1] === NEWLINE) {
+      i++;
+      line++;
+      if (collect) head.push(0x20);
+      continue;
+    }
+    if (c === OPEN) {
+      mark();
+      if (depth === 0) {
+        headDone = true;
+        blockOpen = true;
+      }
+      depth++;
+      continue;
+    }
+    if (c === CLOSE) {
+      depth = Math.max(0, depth - 1);
+      // A statement has a block once its outer braces close (an unclosed one at the end does not count).
+      if (depth === 0 && blockOpen) {
+        hasBlock = true;
+        blockOpen = false;
+      }
+      continue;
+    }
+    if (depth === 0 && (c === NEWLINE || c === SEMICOLON)) {
+      finish();
+      continue;
+    }
+    if (!collect) continue;
+    if (c < 0x80) {
+      if (!(c === 0x20 || (c >= 0x09 && c <= 0x0d))) mark();
+      head.push(c);
+      continue;
+    }
+    const end = Math.min(n, i + utf8Length(c));
+    const char = Buffer.from(bytes.buffer, bytes.byteOffset + i, end - i).toString('utf8');
+    if (!/^\s+$/.test(char)) mark();
+    for (; i < end; i++) head.push(bytes[i]!);
+    i--;
+  }
+  finish();
+  return statements;
 }

@@ -3,7 +3,7 @@ import type { WatchErrorCode } from './errors.js';
 import type { TablesModel } from './fingerprint.js';
 import type { LiveState } from './hitless.js';
 import type { BodyIndex } from './plan.js';
-import type { Target } from './scan.js';
+import type { ArtifactBody, Target } from './scan.js';
 
 export type Trigger = 'startup' | 'event' | 'interval' | 'signal' | 'retry' | 'once' | 'manual';
 
@@ -40,9 +40,9 @@ export interface AppliedVersion {
   readonly appliedAt: number;
   /** Fingerprint of the owned tables as read back after the apply; undefined if the read-back failed. */
   readonly fingerprint: string | undefined;
-  /** The whole artifact text (kept on disk under last-good/). */
-  readonly text: string;
-  readonly body: string;
+  /** The whole artifact file (kept on disk under last-good/). */
+  readonly bytes: Buffer;
+  readonly body: ArtifactBody;
   /** In memory only: the owned tables as last read back, for the keep-base-chains rewrite of the next version. */
   readonly liveTables?: ReadonlyMap<string, LiveState>;
   /** The routing the artifact carries (`# routing:` header). */

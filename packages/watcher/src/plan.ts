@@ -3,9 +3,9 @@ import { parseBody, planIncremental } from '@nftops/artifact';
 /**
  * Incremental planning at scale. `planIncremental(previous, next)` (@nftops/artifact) parses both bodies whole;
  * for 50 000 services that is two 24 MB bodies and a few hundred thousand lines, far too slow for a one-service
- * change. `planChange` gives the same answer from much smaller input: it cuts both bodies into tables and
- * objects with native string searches, drops what cannot produce an operation, and hands the rest to
- * `planIncremental`:
+ * change. `planChange` gives the same answer from much smaller input: it cuts both bodies (as bytes, never
+ * decoded whole) into tables and objects with native searches and compares, drops what cannot produce an
+ * operation, and hands the rest, decoded, to `planIncremental`:
  *
  *  - a chain whose text is identical in both versions is left out of both (an unchanged chain yields nothing);
  *  - a set or map whose text is identical keeps its declaration but loses its elements in both (its name and
@@ -24,9 +24,9 @@ import { parseBody, planIncremental } from '@nftops/artifact';
 export interface ObjectIndex {
   readonly kind: 'set' | 'map' | 'chain';
   readonly name: string;
-  /** The object's text, from its opening line through its `\t}` line and newline. */
-  readonly text: string;
-  /** Offsets inside `text` of the element lines (after `\t\telements = {\n`, before `\t\t}\n`), if any. */
+  /** The object's bytes, from its opening line through its `\t}` line and newline (a view into the body). */
+  readonly bytes: Buffer;
+  /** Offsets inside `bytes` of the element lines (after `\t\telements = {\n`, before `\t\t}\n`), if any. */
   readonly elements?: { readonly start: number; readonly end: number };
 }
 
@@ -34,7 +34,7 @@ export interface TableIndex {
   readonly family: string;
   readonly name: string;
   /** `table F N` / `delete table F N` / `table F N {` and the declaration lines. */
-  readonly head: string;
+  readonly head: Buffer;
   readonly objects: readonly ObjectIndex[];
 }
 
@@ -47,19 +47,25 @@ const TABLE_ADD = new RegExp(`^table (inet|ip|ip6|arp|bridge|netdev) (${NAME})$`
 const OBJECT_OPEN = new RegExp(`^\\t(set|map|chain) (${NAME}) \\{$`);
 const ELEMENTS_OPEN = '\n\t\telements = {\n';
 const ELEMENTS_CLOSE = '\t\t}\n';
+const NEWLINE = 0x0a;
+const COMMA = 0x2c;
 
-/** Cuts BODY into tables and objects; undefined when it is not in the layout the compiler renders. */
-export function indexBody(body: string): BodyIndex | undefined {
-  if (!body.endsWith('\n')) return undefined;
+/**
+ * Cuts BODY (UTF-8 bytes) into tables and objects; undefined when it is not in the layout the compiler renders.
+ * Only the lines at table level are decoded, as latin1 (one character per byte): everything they are compared
+ * with is ASCII, so a line with other bytes matches nothing, as its UTF-8 decoding would not.
+ */
+export function indexBody(body: Buffer): BodyIndex | undefined {
+  if (body.length === 0 || body[body.length - 1] !== NEWLINE) return undefined;
   const tables: TableIndex[] = [];
   let pos = 0;
   const lineAt = (at: number): [string, number] | undefined => {
     if (at >= body.length) return undefined;
-    const end = body.indexOf('\n', at);
-    return end < 0 ? undefined : [body.slice(at, end), end + 1];
+    const end = body.indexOf(NEWLINE, at);
+    return end < 0 ? undefined : [body.toString('latin1', at, end), end + 1];
   };
   while (pos < body.length) {
-    if (body[pos] === '\n' && tables.length > 0) {
+    if (body[pos] === NEWLINE && tables.length > 0) {
       pos++;
       continue;
     }
@@ -102,52 +108,56 @@ export function indexBody(body: string): BodyIndex | undefined {
       seen.add(key);
       const close = body.indexOf('\n\t}\n', next - 1);
       if (close < 0) return undefined;
-      const objectText = body.slice(pos, close + 4);
+      const bytes = body.subarray(pos, close + 4);
       let elements: ObjectIndex['elements'];
       if (kind !== 'chain') {
-        const at = objectText.indexOf(ELEMENTS_OPEN);
+        const at = bytes.indexOf(ELEMENTS_OPEN);
         if (at >= 0) {
           const first = at + ELEMENTS_OPEN.length;
-          const end = objectText.indexOf(`\n${ELEMENTS_CLOSE}`, first - 1);
+          const end = bytes.indexOf(`\n${ELEMENTS_CLOSE}`, first - 1);
           if (end < 0) return undefined;
           elements = { start: first, end: end + 1 };
         }
       }
-      objects.push({ kind, name: objectName, text: objectText, ...(elements ? { elements } : {}) });
+      objects.push({ kind, name: objectName, bytes, ...(elements ? { elements } : {}) });
       pos = close + 4;
     }
-    tables.push({ family, name, head: body.slice(start, headEnd), objects });
+    tables.push({ family, name, head: body.subarray(start, headEnd), objects });
   }
   return tables.length > 0 ? { tables } : undefined;
 }
 
 const CHUNK = 1 << 16;
 
-/** Length of the common prefix of A and B. */
-function commonPrefix(a: string, b: string): number {
+/** Whether A[aStart, aStart + length) equals B[bStart, bStart + length). */
+const sameBytes = (a: Buffer, aStart: number, b: Buffer, bStart: number, length: number) =>
+  a.compare(b, bStart, bStart + length, aStart, aStart + length) === 0;
+
+/** Length of the common prefix of A and B (chunks compared natively, then a binary search in the first that differs). */
+function commonPrefix(a: Buffer, b: Buffer): number {
   const n = Math.min(a.length, b.length);
   let lo = 0;
-  while (lo + CHUNK <= n && a.slice(lo, lo + CHUNK) === b.slice(lo, lo + CHUNK)) lo += CHUNK;
+  while (lo + CHUNK <= n && sameBytes(a, lo, b, lo, CHUNK)) lo += CHUNK;
   let hi = Math.min(lo + CHUNK, n);
   const base = lo;
   while (lo < hi) {
     const mid = (lo + hi + 1) >> 1;
-    if (a.slice(base, mid) === b.slice(base, mid)) lo = mid;
+    if (sameBytes(a, base, b, base, mid - base)) lo = mid;
     else hi = mid - 1;
   }
   return lo;
 }
 
 /** Length of the common suffix of A and B, at most LIMIT. */
-function commonSuffix(a: string, b: string, limit: number): number {
+function commonSuffix(a: Buffer, b: Buffer, limit: number): number {
   const n = Math.min(a.length, b.length, limit);
   let lo = 0;
-  while (lo + CHUNK <= n && a.slice(a.length - lo - CHUNK, a.length - lo) === b.slice(b.length - lo - CHUNK, b.length - lo)) lo += CHUNK;
+  while (lo + CHUNK <= n && sameBytes(a, a.length - lo - CHUNK, b, b.length - lo - CHUNK, CHUNK)) lo += CHUNK;
   let hi = Math.min(lo + CHUNK, n);
   const base = lo;
   while (lo < hi) {
     const mid = (lo + hi + 1) >> 1;
-    if (a.slice(a.length - mid, a.length - base) === b.slice(b.length - mid, b.length - base)) lo = mid;
+    if (sameBytes(a, a.length - mid, b, b.length - mid, mid - base)) lo = mid;
     else hi = mid - 1;
   }
   return lo;
@@ -157,14 +167,14 @@ function commonSuffix(a: string, b: string, limit: number): number {
 const splitLines = (block: string): string[] => (block === '' ? [] : block.slice(0, -1).split('\n'));
 const stripComma = (line: string) => line.slice(3).replace(/,$/, '');
 
-/** Whether the element LINE (without tabs and comma) occurs in BLOCK outside [from, to). */
-function occursOutside(block: string, line: string, from: number, to: number): boolean {
-  for (const form of [`\t\t\t${line},\n`, `\t\t\t${line}\n`]) {
-    let at = block.indexOf(form);
-    while (at >= 0) {
-      if ((at === 0 || block[at - 1] === '\n') && (at < from || at >= to)) return true;
-      at = block.indexOf(form, at + 1);
-    }
+/** Whether the element LINE (without tabs and comma) occurs in BLOCK outside the byte range [from, to). */
+function occursOutside(block: Buffer, line: string, from: number, to: number): boolean {
+  // One search for both forms of the line (`...,\n` and `...\n`): the block is most of a large body.
+  const needle = Buffer.from(`\t\t\t${line}`);
+  for (let at = block.indexOf(needle); at >= 0; at = block.indexOf(needle, at + 1)) {
+    const end = at + needle.length;
+    const whole = block[end] === NEWLINE || (block[end] === COMMA && block[end + 1] === NEWLINE);
+    if (whole && (at === 0 || block[at - 1] === NEWLINE) && (at < from || at >= to)) return true;
   }
   return false;
 }
@@ -174,42 +184,37 @@ const MAX_MIDDLE_LINES = 4096;
 /**
  * The reduced texts of a set or map that changed: its declaration and only the element lines outside the
  * common prefix and suffix. Undefined when a middle line also occurs outside the middle (keep the set whole).
+ * Prefix and suffix are found on the bytes and cut at line starts, so only the middle is decoded.
  */
 function reduceSet(previous: ObjectIndex, next: ObjectIndex): [string, string] | undefined {
   if (!previous.elements || !next.elements) return undefined;
-  const a = previous.text.slice(previous.elements.start, previous.elements.end);
-  const b = next.text.slice(next.elements.start, next.elements.end);
+  const a = previous.bytes.subarray(previous.elements.start, previous.elements.end);
+  const b = next.bytes.subarray(next.elements.start, next.elements.end);
   let prefix = commonPrefix(a, b);
-  if (prefix > 0 && a[prefix - 1] !== '\n') prefix = a.lastIndexOf('\n', prefix - 1) + 1;
+  if (prefix > 0 && a[prefix - 1] !== NEWLINE) prefix = a.lastIndexOf(NEWLINE, prefix - 1) + 1;
   let suffix = commonSuffix(a, b, Math.min(a.length, b.length) - prefix);
   // The suffix must start at a line start in both.
-  while (suffix > 0 && !((a.length - suffix === 0 || a[a.length - suffix - 1] === '\n') && (b.length - suffix === 0 || b[b.length - suffix - 1] === '\n'))) {
-    const cut = a.indexOf('\n', a.length - suffix);
+  while (suffix > 0 && !((a.length - suffix === 0 || a[a.length - suffix - 1] === NEWLINE) && (b.length - suffix === 0 || b[b.length - suffix - 1] === NEWLINE))) {
+    const cut = a.indexOf(NEWLINE, a.length - suffix);
     suffix = cut < 0 ? 0 : a.length - cut - 1;
   }
-  const middleA = a.slice(prefix, a.length - suffix);
-  const middleB = b.slice(prefix, b.length - suffix);
-  const linesA = splitLines(middleA);
-  const linesB = splitLines(middleB);
+  const linesA = splitLines(a.toString('utf8', prefix, a.length - suffix));
+  const linesB = splitLines(b.toString('utf8', prefix, b.length - suffix));
   if (linesA.length + linesB.length > MAX_MIDDLE_LINES) return undefined;
   if (!linesA.every((l) => l.startsWith('\t\t\t')) || !linesB.every((l) => l.startsWith('\t\t\t'))) return undefined;
-  for (const line of linesA) {
-    const element = stripComma(line);
-    if (occursOutside(a, element, prefix, a.length - suffix) || occursOutside(b, element, prefix, b.length - suffix)) return undefined;
-  }
-  for (const line of linesB) {
+  for (const line of [...linesA, ...linesB]) {
     const element = stripComma(line);
     if (occursOutside(a, element, prefix, a.length - suffix) || occursOutside(b, element, prefix, b.length - suffix)) return undefined;
   }
   const render = (object: ObjectIndex, lines: string[]) =>
-    object.text.slice(0, object.elements!.start) + lines.map((line) => `\t\t\t${stripComma(line)},\n`).join('') + object.text.slice(object.elements!.end);
+    object.bytes.toString('utf8', 0, object.elements!.start) + lines.map((line) => `\t\t\t${stripComma(line)},\n`).join('') + object.bytes.toString('utf8', object.elements!.end);
   return [render(previous, linesA), render(next, linesB)];
 }
 
 /** The text of an unchanged set or map without its elements. */
 function withoutElements(object: ObjectIndex): string {
-  if (!object.elements) return object.text;
-  return object.text.slice(0, object.elements.start - ELEMENTS_OPEN.length + 1) + object.text.slice(object.elements.end + ELEMENTS_CLOSE.length);
+  if (!object.elements) return object.bytes.toString('utf8');
+  return object.bytes.toString('utf8', 0, object.elements.start - ELEMENTS_OPEN.length + 1) + object.bytes.toString('utf8', object.elements.end + ELEMENTS_CLOSE.length);
 }
 
 /** The reduced pair of bodies, or undefined when the bodies cannot be reduced (then plan the full bodies). */
@@ -228,7 +233,7 @@ export function reduceBodies(previous: BodyIndex, next: BodyIndex): [string, str
     let bodyB = '';
     for (const object of now.objects) {
       const was = oldByKey.get(key(object));
-      if (was && was.kind === object.kind && was.text === object.text) {
+      if (was && was.kind === object.kind && was.bytes.equals(object.bytes)) {
         if (object.kind === 'chain') continue;
         const stripped = withoutElements(object);
         partsA.set(was, stripped);
@@ -243,17 +248,17 @@ export function reduceBodies(previous: BodyIndex, next: BodyIndex): [string, str
           continue;
         }
       }
-      if (was) partsA.set(was, was.text);
-      bodyB += object.text;
+      if (was) partsA.set(was, was.bytes.toString('utf8'));
+      bodyB += object.bytes.toString('utf8');
     }
     let bodyA = '';
     for (const object of old.objects) {
       const part = partsA.get(object);
       if (part !== undefined) bodyA += part;
-      else if (!newKeys.has(key(object))) bodyA += object.text;
+      else if (!newKeys.has(key(object))) bodyA += object.bytes.toString('utf8');
     }
-    outA += `${old.head}${bodyA}}\n`;
-    outB += `${now.head}${bodyB}}\n`;
+    outA += `${old.head.toString('utf8')}${bodyA}}\n`;
+    outB += `${now.head.toString('utf8')}${bodyB}}\n`;
   }
   return [outA, outB];
 }
@@ -311,11 +316,11 @@ function summarise(previous: string, next: string): PlanSummary | undefined {
  * The incremental transaction from PREVIOUS to NEXT (bodies), with a summary of what it does. PREVIOUS_INDEX and
  * NEXT_INDEX may be given when already known (they are cached per applied version).
  */
-export function planChange(previous: string, next: string, previousIndex?: BodyIndex, nextIndex?: BodyIndex): ChangePlan {
+export function planChange(previous: Buffer, next: Buffer, previousIndex?: BodyIndex, nextIndex?: BodyIndex): ChangePlan {
   const a = previousIndex ?? indexBody(previous);
   const b = nextIndex ?? indexBody(next);
   const reduced = a && b ? reduceBodies(a, b) : undefined;
-  const [fromText, toText] = reduced ?? [previous, next];
+  const [fromText, toText] = reduced ?? [previous.toString('utf8'), next.toString('utf8')];
   const plan = planIncremental(fromText, toText);
   if (!plan.ok) return plan;
   const summary = summarise(fromText, toText);

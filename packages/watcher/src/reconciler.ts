@@ -23,7 +23,7 @@ import {
   type Trigger,
 } from './model.js';
 import { indexBody, planChange, type BodyIndex, type ChangePlan } from './plan.js';
-import { desiredFromText, scanSources, type DesiredArtifact, type ScanOptions, type ScannedSource, type Target } from './scan.js';
+import { desiredFromBytes, ownedCopy, ReadBuffers, scanSources, type ArtifactBody, type DesiredArtifact, type ScanOptions, type ScannedSource, type Target } from './scan.js';
 
 export interface ReconcilerOptions {
   readonly driver: NftDriver;
@@ -76,7 +76,7 @@ interface Item {
   readonly kind: 'change' | 'repair';
   readonly artifact: DesiredArtifact;
   readonly tables: readonly TableRef[];
-  readonly body: string;
+  readonly body: ArtifactBody;
   readonly bodyDigest: string;
   readonly routing: Routing;
   /** The incremental transaction from the applied version, when one is planned. */
@@ -153,7 +153,13 @@ export class Reconciler {
     this.netnsExists = options.netnsExists ?? defaultNetnsExists;
     this.scan = options.scan ?? scanSources;
     this.routingDriver = options.routing;
-    this.scanOptions = { maxBytes: options.maxArtifactBytes, publicKey: options.publicKey, owner: options.owner, allowWritable: options.allowWritable ?? false };
+    this.scanOptions = {
+      maxBytes: options.maxArtifactBytes,
+      publicKey: options.publicKey,
+      owner: options.owner,
+      allowWritable: options.allowWritable ?? false,
+      buffers: new ReadBuffers(),
+    };
   }
 
   private get routing(): IpRoutingDriver {
@@ -237,8 +243,27 @@ export class Reconciler {
     const started = clock.monotonic();
     const report: ReconcileReport = { changed: false, applied: 0, repaired: 0, removed: 0, rejected: 0, errors: 0, durationMs: 0 };
     if (opts.force) this.forgetRejected();
+    let anyWanted: boolean;
+    try {
+      anyWanted = await this.pass(opts, report, started);
+    } finally {
+      // What this pass keeps was copied (ownedCopy): the buffers its files were read into are free again.
+      this.scanOptions.buffers?.release();
+    }
+    if (!this.readyFlag && (report.applied > 0 || (!anyWanted && report.errors === 0 && report.rejected === 0) || (this.options.dryRun && report.rejected === 0 && report.errors === 0))) {
+      this.readyFlag = true;
+      report.changed = true;
+      metrics?.ready.set(1);
+    }
+    report.durationMs = clock.monotonic() - started;
+    metrics?.reconcileDuration.observe({ trigger: opts.trigger }, report.durationMs / 1000);
+    return report;
+  }
+
+  /** Scans and brings every namespace in line; returns whether any artifact is wanted. */
+  private async pass(opts: ReconcileOptions, report: ReconcileReport, started: number): Promise<boolean> {
     const scanned = await this.scan(this.options.sources, this.scanOptions);
-    report.scanMs = Math.round(clock.monotonic() - started);
+    report.scanMs = Math.round(this.options.clock.monotonic() - started);
     const desired = this.collectDesired(scanned);
 
     const targets = new Map<string, Target>();
@@ -256,15 +281,7 @@ export class Reconciler {
       if (wanted.length > 0) anyWanted = true;
       await this.syncTarget(targets.get(key)!, wanted, opts, report);
     }
-
-    if (!this.readyFlag && (report.applied > 0 || (!anyWanted && report.errors === 0 && report.rejected === 0) || (this.options.dryRun && report.rejected === 0 && report.errors === 0))) {
-      this.readyFlag = true;
-      report.changed = true;
-      metrics?.ready.set(1);
-    }
-    report.durationMs = clock.monotonic() - started;
-    metrics?.reconcileDuration.observe({ trigger: opts.trigger }, report.durationMs / 1000);
-    return report;
+    return anyWanted;
   }
 
   /** Desired artifacts: what the directories hold, plus the last good versions of unavailable directories. */
@@ -282,7 +299,7 @@ export class Reconciler {
         }
         for (const record of this.records.values()) {
           if (record.sourcePath !== source.spec.path || !record.applied || desired.has(record.id)) continue;
-          desired.set(record.id, desiredFromText(record.id, record.sourcePath, record.target, record.applied.file, record.applied.text, this.scanOptions));
+          desired.set(record.id, desiredFromBytes(record.id, record.sourcePath, record.target, record.applied.file, record.applied.bytes, this.scanOptions));
         }
         continue;
       }
@@ -554,7 +571,7 @@ export class Reconciler {
             found: `sha256:${live}`,
           });
           if (this.options.dryRun) continue;
-          const artifact = desiredFromText(record.id, record.sourcePath, record.target, record.applied.file, record.applied.text);
+          const artifact = desiredFromBytes(record.id, record.sourcePath, record.target, record.applied.file, record.applied.bytes);
           repairs.push({
             record,
             kind: 'repair',
@@ -599,10 +616,10 @@ export class Reconciler {
     else if (record.driftSuspect) reason = 'drift';
     else if (previous.fingerprint === undefined || previous.model === undefined) reason = 'unverified';
     else {
-      if (previous.index === undefined) previous.index = indexBody(previous.body) ?? null;
-      item.index = indexBody(item.body) ?? null;
+      if (previous.index === undefined) previous.index = indexBody(previous.body.bytes) ?? null;
+      item.index = indexBody(item.body.bytes) ?? null;
       const started = this.options.clock.monotonic();
-      const plan = planChange(previous.body, item.body, previous.index ?? undefined, item.index ?? undefined);
+      const plan = planChange(previous.body.bytes, item.body.bytes, previous.index ?? undefined, item.index ?? undefined);
       item.planMs = Math.round(this.options.clock.monotonic() - started);
       if (plan.ok) {
         item.plan = plan;
@@ -791,9 +808,9 @@ export class Reconciler {
         }
         const cached = item.record.live ? item.record.applied?.liveTables : undefined;
         const live: ReadonlyMap<string, LiveState> = cached ?? (await this.readTables(item.tables, nftTarget)).liveTables;
-        const rewritten = keepBaseChains(item.body, item.tables, live);
+        const rewritten = keepBaseChains(item.body.text, item.tables, live);
         if (rewritten !== undefined) changed = true;
-        bodies.push(rewritten ?? item.body);
+        bodies.push(rewritten ?? item.body.text);
       }
       return changed ? composeTransaction(deletes, bodies) : undefined;
     };
@@ -819,7 +836,7 @@ export class Reconciler {
       // Changes that have a plan go in as their incremental transactions, together with everything else of the
       // namespace in one transaction; on any failure, every item goes the full way below.
       const full = items.filter((i) => !i.plan);
-      const text = composeTransaction(deletes, items.map((i) => (i.plan ? i.plan.transaction : i.body)));
+      const text = composeTransaction(deletes, items.map((i) => (i.plan ? i.plan.transaction : i.body.text)));
       const result = await this.runTx(text, nftTarget, full.length > 0 ? this.hitlessFor(deletes, items, nftTarget) : undefined);
       if (result.ok) {
         incremental = true;
@@ -830,7 +847,7 @@ export class Reconciler {
     }
     const combined: TxResult & { hitless?: boolean } = incremental
       ? { ok: true, hitless }
-      : await this.runTx(composeTransaction(deletes, items.map((i) => i.body)), nftTarget, this.hitlessFor(deletes, items, nftTarget));
+      : await this.runTx(composeTransaction(deletes, items.map((i) => i.body.text)), nftTarget, this.hitlessFor(deletes, items, nftTarget));
     if (combined.ok) {
       deletesDone = true;
       hitless = combined.hitless === true;
@@ -838,14 +855,14 @@ export class Reconciler {
       // Find the culprits: check each artifact on its own, so only the bad ones are refused.
       good = [];
       for (const item of items) {
-        const alone = await this.options.driver.check(composeTransaction([], [item.body]), nftTarget);
+        const alone = await this.options.driver.check(composeTransaction([], [item.body.text]), nftTarget);
         if (alone.ok) good.push(item);
         else this.refuse(item, alone.stderr, 'check', opts, report);
       }
       const deletesOk = deletes.length === 0 || (await this.options.driver.check(composeTransaction(deletes, []), nftTarget)).ok;
       if (good.length > 0 || (deletesOk && deletes.length > 0)) {
         const retryDeletes = deletesOk ? deletes : [];
-        const retry = await this.runTx(composeTransaction(retryDeletes, good.map((i) => i.body)), nftTarget, this.hitlessFor(retryDeletes, good, nftTarget));
+        const retry = await this.runTx(composeTransaction(retryDeletes, good.map((i) => i.body.text)), nftTarget, this.hitlessFor(retryDeletes, good, nftTarget));
         if (retry.ok) {
           deletesDone = deletesOk;
           hitless = retry.hitless === true;
@@ -854,7 +871,7 @@ export class Reconciler {
           const alone = good;
           good = [];
           for (const item of alone) {
-            const result = await this.runTx(composeTransaction([], [item.body]), nftTarget);
+            const result = await this.runTx(composeTransaction([], [item.body.text]), nftTarget);
             if (result.ok) good.push(item);
             else this.refuse(item, result.stderr, result.phase, opts, report);
           }
@@ -895,11 +912,11 @@ export class Reconciler {
       const readStarted = this.options.clock.monotonic();
       try {
         let read = await this.readTables(item.tables, nftTarget);
-        const extra = mode === 'keep-base-chains' ? read.listed.flatMap((t) => leftovers(t.json, item.body, t)) : [];
+        const extra = mode === 'keep-base-chains' ? read.listed.flatMap((t) => leftovers(t.json, item.body.text, t)) : [];
         if (extra.length > 0) {
           // Someone added objects to the table between the listing and the apply; the idiom would have removed them.
           logger.warn('hitless.leftovers', 'objects outside the artifact survived; applying the artifact as written', { artifact: record.id, objects: extra });
-          const plain = await this.runTx(composeTransaction([], [item.body]), nftTarget);
+          const plain = await this.runTx(composeTransaction([], [item.body.text]), nftTarget);
           if (plain.ok) read = await this.readTables(item.tables, nftTarget);
         }
         if (mode === 'incremental') {
@@ -913,7 +930,7 @@ export class Reconciler {
               problem,
             });
             this.fallback(item, 'drift', problem, target);
-            const plain = await this.runTx(composeTransaction([], [item.body]), nftTarget);
+            const plain = await this.runTx(composeTransaction([], [item.body.text]), nftTarget);
             if (plain.ok) {
               mode = 'replace';
               read = await this.readTables(item.tables, nftTarget);
@@ -932,6 +949,8 @@ export class Reconciler {
         });
       }
       const readMs = this.options.clock.monotonic() - readStarted;
+      // The file may sit in a read buffer that the next pass reuses: the applied version keeps its own copy.
+      const owned = ownedCopy(item.artifact.bytes, item.body);
       const applied: AppliedVersion = {
         contentDigest: item.artifact.contentDigest,
         bodyDigest: item.bodyDigest,
@@ -939,13 +958,14 @@ export class Reconciler {
         file: item.artifact.file,
         appliedAt: now,
         fingerprint: fp,
-        text: item.artifact.text,
-        body: item.body,
+        bytes: owned.bytes,
+        body: owned.body,
         ...(liveTables ? { liveTables } : {}),
         routing: item.routing,
         mode: mode === 'incremental' ? 'incremental' : 'full',
         ...(model ? { model } : {}),
-        ...(item.index !== undefined ? { index: item.index } : {}),
+        // Cut into objects now (after the rules are live), not when the next version is planned.
+        ...(item.index !== undefined ? { index: indexBody(owned.body.bytes) ?? null } : {}),
       };
       record.applied = applied;
       record.live = live;

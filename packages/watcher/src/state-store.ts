@@ -12,13 +12,13 @@ import {
   type AttemptJson,
   type StatusDocument,
 } from './model.js';
-import { judge, sha256, targetFor } from './scan.js';
+import { judge, sha256, targetFor, versionDigest } from './scan.js';
 
 /**
  * The state directory:
  *
  *   <state dir>/status.json            status document (what is applied where, attempts), also read by `status`
- *   <state dir>/last-good/<sha256>.nft  a copy of every applied artifact, named by the sha256 of the file
+ *   <state dir>/last-good/<digest>.nft  a copy of every applied artifact, named by its version digest (scan.ts)
  *
  * Every file is written atomically (temp file in the same directory, fsync, rename, fsync of the directory),
  * copies before the status that names them, so a crash at any point leaves a consistent pair.
@@ -47,7 +47,7 @@ async function fsyncDir(dir: string): Promise<void> {
 }
 
 /** Writes DATA to PATH atomically: temp file, fsync, rename, fsync of the directory. */
-export async function writeFileAtomic(path: string, data: string, mode = 0o600): Promise<void> {
+export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
   const dir = join(path, '..');
   const temp = join(dir, `.${path.slice(dir.length + 1)}.${process.pid}.${Math.random().toString(36).slice(2, 8)}.tmp`);
   const handle = await open(temp, 'w', mode);
@@ -142,9 +142,12 @@ export class StateStore {
       if (item.applied) {
         const path = join(this.dir, LAST_GOOD, `${item.applied.contentDigest}.nft`);
         try {
-          const text = await readFile(path, 'utf8');
-          const verdict = judge(text, { publicKey: this.options.publicKey });
-          if (sha256(text) !== item.applied.contentDigest || !verdict.ok) throw new Error('the copy does not match its digest');
+          const bytes = await readFile(path);
+          const verdict = judge(bytes, { publicKey: this.options.publicKey });
+          // Copies written before version digests were header digests are named by the sha256 of the whole file.
+          if (!verdict.ok || (versionDigest(bytes, verdict) !== item.applied.contentDigest && sha256(bytes) !== item.applied.contentDigest)) {
+            throw new Error('the copy does not match its digest');
+          }
           applied = {
             contentDigest: item.applied.contentDigest,
             bodyDigest: verdict.bodyDigest,
@@ -152,7 +155,7 @@ export class StateStore {
             file: item.applied.file,
             appliedAt: Date.parse(item.applied.appliedAt),
             fingerprint: item.applied.fingerprint,
-            text,
+            bytes,
             body: verdict.body,
             routing: verdict.routing,
           };
@@ -189,11 +192,11 @@ export class StateStore {
     // Everything is taken from the records before the first write: the agent goes on reconciling while the
     // files are written, and the status document must name exactly the copies written before it.
     const keep = new Set<string>();
-    const copies: [string, string][] = [];
+    const copies: [string, Buffer][] = [];
     for (const record of records) {
       if (!record.applied) continue;
       keep.add(record.applied.contentDigest);
-      if (!this.written.has(record.applied.contentDigest)) copies.push([record.applied.contentDigest, record.applied.text]);
+      if (!this.written.has(record.applied.contentDigest)) copies.push([record.applied.contentDigest, record.applied.bytes]);
     }
     const stored: StoredState = {
       ...status,
@@ -218,9 +221,9 @@ export class StateStore {
       })),
     };
     const statusText = `${JSON.stringify(stored, null, 2)}\n`;
-    for (const [digest, text] of copies) {
+    for (const [digest, bytes] of copies) {
       if (this.written.has(digest)) continue;
-      await this.write(join(this.dir, LAST_GOOD, `${digest}.nft`), text);
+      await this.write(join(this.dir, LAST_GOOD, `${digest}.nft`), bytes);
       this.written.add(digest);
     }
     faultPoint('during-save');

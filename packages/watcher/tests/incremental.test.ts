@@ -194,10 +194,12 @@ describe('incremental apply: decisions (in-memory nft)', () => {
 describe('planChange: the reduced bodies give the planner\'s own answer', () => {
   const address = fc.integer({ min: 1, max: 40 }).map((i) => `192.0.2.${i}`);
   const version = fc.record({
-    backends: fc.dictionary(address, fc.integer({ min: 1, max: 3 }).map((i) => `198.51.100.${i}`), { maxKeys: 12 }),
-    other: fc.uniqueArray(address, { maxLength: 10 }),
+    // Non-ASCII text (comments) shifts byte offsets against character offsets: the reducer works on bytes.
+    backends: fc.dictionary(address, fc.integer({ min: 1, max: 4 }).map((i) => (i === 4 ? '198.51.100.4 comment "straße ✓"' : `198.51.100.${i}`)), { maxKeys: 12 }),
+    // Repeated elements: a line of the changed middle can then also occur outside it (the set is planned whole).
+    other: fc.array(fc.integer({ min: 1, max: 6 }).map((i) => `192.0.2.${i}`), { maxLength: 10 }),
     chains: fc.dictionary(fc.constantFrom('a', 'b', 'c'), fc.array(fc.constantFrom('counter', 'accept', 'drop', 'ip saddr @other accept'), { maxLength: 3 }), { maxKeys: 3 }),
-    comment: fc.constantFrom('x', 'y'),
+    comment: fc.constantFrom('x', 'y', 'grüße'),
   });
   const render = (v: { backends: Record<string, string>; other: string[]; chains: Record<string, string[]>; comment: string }) => {
     const body = layoutBody('t', { backends: v.backends, chains: v.chains, comment: v.comment });
@@ -211,7 +213,7 @@ describe('planChange: the reduced bodies give the planner\'s own answer', () => 
         const previous = render(a);
         const next = render(same ? { ...a, backends: { ...a.backends, '192.0.2.200': '198.51.100.200' } } : b);
         const full = planIncremental(previous, next);
-        const fast = planChange(previous, next);
+        const fast = planChange(Buffer.from(previous), Buffer.from(next));
         expect(fast.ok).toBe(full.ok);
         if (fast.ok && full.ok) {
           expect(fast.transaction).toBe(full.transaction);
@@ -234,6 +236,22 @@ describe('body guard fast path', () => {
         expect(splitStatements(text)).toEqual(splitStatementsReference(text));
       }),
       { numRuns: 3000 },
+    );
+  });
+
+  it('guards bytes exactly as it guards their UTF-8 text (non-ASCII characters and white space included)', async () => {
+    const { guardBody, guardBodyBytes } = await import('../src/body-guard.js');
+    const tables = [{ family: 'inet' as const, name: 't' }];
+    const token = fc.constantFrom(
+      '{', '}', '"', '#', '\n', '\\', '\\\n', ';', ' ', '\t', 'table inet t', 'add chain inet t c', 'delete table inet t', 'flush ruleset', 'x',
+      'ü', '✓', '😀', '\u00a0', '\u2028', '\u3000', '\ufeff', 'table\u00a0inet t', 'define a = 1',
+    );
+    fc.assert(
+      fc.property(fc.array(token, { maxLength: 40 }), (tokens) => {
+        const text = tokens.join('');
+        expect(guardBodyBytes(Buffer.from(text), tables)).toEqual(guardBody(text, tables));
+      }),
+      { numRuns: 5000 },
     );
   });
 });

@@ -207,6 +207,26 @@ describe('reconciler: bad artifacts change nothing', () => {
     expect(ops('apply').every((c) => !c.ruleset!.includes('other') && !c.ruleset!.includes('flush'))).toBe(true);
   });
 
+  it('an applied version keeps its own copy of a large file: the next read reuses the read buffer and changes nothing applied', async () => {
+    // Files of 1 MiB and more are read into buffers reused from pass to pass (ReadBuffers).
+    const large = (chain: string) => artifact({ 'inet t_a': `  chain ${chain} {\n    # ${chain.repeat((1 << 20) / chain.length)}\n  }` });
+    const first = large('one');
+    await writeFile(join(dir, 'a.nft'), first);
+    const r = reconciler({ maxArtifactBytes: 4 << 20 });
+    expect(await pass(r)).toMatchObject({ applied: 1 });
+    nft.rejectWhen((ruleset) => (ruleset.includes('chain bad') ? 'bad chain' : undefined));
+    await writeAtomic(join(dir, 'a.nft'), large('bad'));
+    expect(await pass(r)).toMatchObject({ applied: 0, rejected: 1 });
+    const applied = r.allRecords()[0]!.applied!;
+    expect(applied.bytes.toString('utf8')).toBe(first);
+    expect(applied.body.bytes.toString('utf8')).toBe(first.slice(first.indexOf('\n\n') + 2));
+    // A drift repair puts back exactly the applied version.
+    nft.clearRejecters();
+    nft.tamper('inet', 't_a', 'chain tampered { }');
+    expect(await pass(r, true)).toMatchObject({ repaired: 1 });
+    expect(ops('apply').at(-1)!.ruleset).toContain('chain one {');
+  });
+
   it('an artifact nft refuses leaves the previous rules; the same digest is not retried, a new one is tried at once', async () => {
     await writeFile(join(dir, 'a.nft'), a1());
     const r = reconciler();
