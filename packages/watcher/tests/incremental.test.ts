@@ -65,7 +65,7 @@ const metric = async (name: string) => Number(new RegExp(`^${name.replace(/[{}]/
 const base = { '192.0.2.1': '198.51.100.1', '192.0.2.2': '198.51.100.2', '192.0.2.3': '198.51.100.3' };
 
 describe('incremental apply: decisions (in-memory nft)', () => {
-  it('sends only the element changes for an element-only change, checked first, and records the mode', async () => {
+  it('sends only the element changes for an element-only change, without a separate check, and records the mode', async () => {
     await writeFile(join(dir, 'lb.nft'), lb(base));
     const r = reconciler();
     await pass(r);
@@ -74,10 +74,9 @@ describe('incremental apply: decisions (in-memory nft)', () => {
     await writeAtomic(join(dir, 'lb.nft'), lb({ ...base, '192.0.2.2': '198.51.100.22', '192.0.2.4': '198.51.100.4' }));
     expect(await pass(r)).toMatchObject({ applied: 1, rejected: 0, errors: 0 });
     const tx = nft.calls.filter((c) => c.op === 'check' || c.op === 'apply');
-    expect(tx.map((c) => c.op)).toEqual(['check', 'apply']);
-    expect(tx[1]!.ruleset).toBe(tx[0]!.ruleset);
-    expect(tx[1]!.ruleset).toMatch(/^delete element inet t_lb backends \{\n\t192\.0\.2\.2\n\}\nadd element inet t_lb backends \{/);
-    expect(tx[1]!.ruleset).not.toContain('table inet');
+    expect(tx.map((c) => c.op)).toEqual(['apply']);
+    expect(tx[0]!.ruleset).toMatch(/^delete element inet t_lb backends \{\n\t192\.0\.2\.2\n\}\nadd element inet t_lb backends \{/);
+    expect(tx[0]!.ruleset).not.toContain('table inet');
     expect(nft.elements('inet', 't_lb', 'backends')).toEqual(['192.0.2.1 : 198.51.100.1', '192.0.2.3 : 198.51.100.3', '192.0.2.2 : 198.51.100.22', '192.0.2.4 : 198.51.100.4']);
     const [status] = r.status(0).artifacts;
     expect(status).toMatchObject({ state: 'Ready', applied: { mode: 'incremental' } });
@@ -117,7 +116,7 @@ describe('incremental apply: decisions (in-memory nft)', () => {
     expect(await metric('nftops_watch_incremental_fallbacks_total{reason="plan-refused"}')).toBe(1);
   });
 
-  it('falls back to a full apply when nft --check refuses the incremental transaction', async () => {
+  it('falls back to a checked full apply when nft refuses the incremental transaction', async () => {
     await writeFile(join(dir, 'lb.nft'), lb(base));
     const r = reconciler();
     await pass(r);
@@ -125,9 +124,13 @@ describe('incremental apply: decisions (in-memory nft)', () => {
     await writeAtomic(join(dir, 'lb.nft'), lb({ ...base, '192.0.2.5': '198.51.100.5' }));
     nft.calls.length = 0;
     expect(await pass(r)).toMatchObject({ applied: 1, rejected: 0 });
-    expect(nft.calls.filter((c) => c.op === 'apply').map((c) => c.ruleset!.split('\n')[0])).toEqual(['table inet t_lb']);
+    expect(nft.calls.filter((c) => c.op === 'check' || c.op === 'apply').map((c) => `${c.op} ${c.ruleset!.split('\n')[0]}`)).toEqual([
+      'apply add element inet t_lb backends {',
+      'check table inet t_lb',
+      'apply table inet t_lb',
+    ]);
     expect(r.status(0).artifacts[0]!.applied!.mode).toBe('full');
-    expect(await metric('nftops_watch_incremental_fallbacks_total{reason="check-failed"}')).toBe(1);
+    expect(await metric('nftops_watch_incremental_fallbacks_total{reason="apply-failed"}')).toBe(1);
     expect(nft.elements('inet', 't_lb', 'backends')).toContain('192.0.2.5 : 198.51.100.5');
   });
 
