@@ -1,5 +1,5 @@
 import type { BodyStructure, TableRef } from '@nftops/artifact';
-import { compareRefs, compareText, lineComment, parseObjectComment, splitPortDetail, tableOwner } from './object-ref.js';
+import { compareRefs, compareText, lineComment, parseObjectComment, splitPortDetail, tableOwner, type ObjectRef } from './object-ref.js';
 import {
   describeRule,
   findStatement,
@@ -426,15 +426,31 @@ export function explainRuleset(liveTables: readonly LiveTable[], options: Explai
     const tname = tableKey(table.family, table.name);
     const units = chainUnits(table);
 
-    // Sets and maps: elements with counters and a Kind/name comment.
+    // The services of the dispatch elements (a LoadBalancer comment, a verdict), by address, protocol and port:
+    // a backend element of the maps layout has no comment and belongs to the one with the same three.
+    const forwards = new Map<string, ObjectRef>();
+    for (const set of table.sets.values()) {
+      if (set.kind !== 'map') continue;
+      for (const raw of set.elements) {
+        const ref = parseObjectComment(raw.comment);
+        const key = asList(raw.key);
+        if (ref?.kind === 'LoadBalancer' && key.length === 3 && verdictTargets(raw.value).size > 0) forwards.set(key.map(String).join(' '), ref);
+      }
+    }
+    const backendRef = (key: unknown[]): ObjectRef | undefined => {
+      const forward = key.length === 4 ? forwards.get(key.slice(0, 3).map(String).join(' ')) : undefined;
+      return forward && { ...forward, detail: '' };
+    };
+
+    // Sets and maps: elements with counters and a Kind/name comment (or a service, for backend elements).
     for (const set of table.sets.values()) {
       const where = `${set.kind} ${set.name}`;
       const unit = units.set(set.name);
       const lookupCache = new Map<string, number>();
       for (const raw of set.elements) {
-        const ref = parseObjectComment(raw.comment);
-        if (!raw.counter || !ref) continue;
         const key = asList(raw.key);
+        const ref = parseObjectComment(raw.comment) ?? (set.kind === 'map' ? backendRef(key) : undefined);
+        if (!raw.counter || !ref) continue;
         const proto = typeof key[1] === 'string' ? key[1] : '';
         let lookups = lookupCache.get(proto);
         if (lookups === undefined) lookupCache.set(proto, (lookups = lookupsPerPacket(table, set.name, proto)));

@@ -1,5 +1,5 @@
 import { elementKey, type BodyStructure, type ChainStructure, type TableStructure } from '@nftops/artifact';
-import { lineComment, parseObjectComment, splitPortDetail, tableOwner } from '../explain/object-ref.js';
+import { lineComment, parseObjectComment, splitPortDetail, tableOwner, type ObjectRef } from '../explain/object-ref.js';
 
 /**
  * What a rendered body says about each YAML object, independent of the layout: the ports and backends of
@@ -61,6 +61,39 @@ function splitServiceKey(key: string): { address: string; port: string; rest: st
   const parts = key.split(' . ');
   if (parts.length < 3) return undefined;
   return { address: parts[0]!, port: `${parts[1]!.toUpperCase()}/${parts[2]}`, rest: parts.slice(3) };
+}
+
+const forwardOwnersCache = new WeakMap<TableStructure, ReadonlyMap<string, ObjectRef>>();
+
+/** The services of TABLE's dispatch elements (a LoadBalancer comment, a jump or goto), by `address PROTO/port`. */
+function forwardOwners(table: TableStructure): ReadonlyMap<string, ObjectRef> {
+  let owners = forwardOwnersCache.get(table);
+  if (owners) return owners;
+  const found = new Map<string, ObjectRef>();
+  for (const object of table.objects) {
+    if (object.kind !== 'map') continue;
+    for (const element of object.elements) {
+      const ref = parseObjectComment(lineComment(element));
+      const key = ref?.kind === 'LoadBalancer' && / : (?:goto|jump) \S+$/.test(element) ? splitServiceKey(elementKey(element)) : undefined;
+      if (ref && key && key.rest.length === 0) found.set(`${key.address} ${key.port}`, ref);
+    }
+  }
+  forwardOwnersCache.set(table, (owners = found));
+  return owners;
+}
+
+/**
+ * The object an element belongs to: its comment's, or, for a backend element of the maps layout (which has no
+ * comment of its own: `address . protocol . port . slot : backend`), the service whose dispatch element has the
+ * same address, protocol and port, with detail ''.
+ */
+function elementRef(element: string, table: TableStructure): ObjectRef | undefined {
+  const own = parseObjectComment(lineComment(element));
+  if (own) return own;
+  const key = splitServiceKey(elementKey(element));
+  if (!key || key.rest.length !== 1) return undefined;
+  const forward = forwardOwners(table).get(`${key.address} ${key.port}`);
+  return forward && { ...forward, detail: '' };
 }
 
 /** Per-service layout: `dnat ip to 198.51.100.1:8080`, or `… map { 0-1 : a . p, 2 : b . p }`. */
@@ -145,7 +178,7 @@ export function bodyFacts(body: BodyStructure): BodyFacts {
         continue;
       }
       for (const element of object.elements) {
-        const ref = parseObjectComment(lineComment(element));
+        const ref = elementRef(element, table);
         if (ref?.kind !== 'LoadBalancer') continue;
         const key = splitServiceKey(elementKey(element));
         if (!key) continue;
@@ -182,7 +215,14 @@ export function bodyFacts(body: BodyStructure): BodyFacts {
   return { services, policies };
 }
 
-/** The object a body line belongs to: its comment's `Kind/name`, else the owner of its table. */
+/**
+ * The object a body line belongs to: its comment's `Kind/name` (a backend element's is its service's), else the
+ * owner of its table.
+ */
 export function lineOwner(line: string, table: TableStructure): string {
-  return parseObjectComment(lineComment(line))?.ref ?? tableOwner(table.declaration) ?? `table ${table.family} ${table.name}`;
+  const ref = parseObjectComment(lineComment(line)) ?? (ELEMENT_START.test(line) ? elementRef(line, table) : undefined);
+  return ref?.ref ?? tableOwner(table.declaration) ?? `table ${table.family} ${table.name}`;
 }
+
+/** Elements start with an address; rules never do. */
+const ELEMENT_START = /^[0-9A-Fa-f:.]+ \. /;
