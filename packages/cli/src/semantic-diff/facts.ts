@@ -39,7 +39,7 @@ interface MutablePort {
   noBackends: boolean;
 }
 
-const GROUP_CHAIN = /(?:^|-)lb[46]-(round-robin|random|source-hash)-(\d+)(-snat)?$/;
+const GROUP_CHAIN = /(?:^|-)lb[46]-(round-robin|random|source-hash)-(\d+)(-snat)?(?:-s\d+)?$/;
 
 function schedulerOfText(text: string): string | undefined {
   if (/\bnumgen inc\b/.test(text)) return 'round-robin';
