@@ -3,7 +3,7 @@
 // the maps layout (default) and the per-service layout rendered from the same input, in the same run.
 //
 //   npm run build && node tools/bench/scale.mjs [--sizes 1,1000,10000,50000] [--policies 10000]
-//        [--repetitions 25] [--duration 400] [--concurrency 64] [--apply-timeout 600] [--skip-dataplane]
+//        [--repetitions 25] [--duration 400] [--concurrency 64] [--apply-timeout 600] [--apply-runs 3] [--skip-dataplane]
 //        [--json out.json]
 //
 // The data-plane columns come from dataplane.mjs, run once at the end over every artifact that loaded
@@ -29,6 +29,7 @@ const { values } = parseArgs({
     duration: { type: 'string', default: String(DEFAULTS.durationMs) },
     concurrency: { type: 'string', default: String(DEFAULTS.concurrency) },
     'apply-timeout': { type: 'string', default: '600' },
+    'apply-runs': { type: 'string', default: '3' },
     'skip-dataplane': { type: 'boolean', default: false },
     layouts: { type: 'string', default: 'maps,per-service' },
     json: { type: 'string' },
@@ -38,6 +39,7 @@ const sizes = values.sizes.split(',').map(Number);
 const layouts = values.layouts.split(',');
 const policies = Number(values.policies);
 const applyTimeout = Number(values['apply-timeout']) * 1000;
+const applyRuns = Math.max(1, Number(values['apply-runs']));
 const work = mkdtempSync(join(tmpdir(), 'nftops-bench-'));
 const child = new URL('./compile-child.mjs', import.meta.url).pathname;
 
@@ -63,7 +65,8 @@ function timeNft(netns, file) {
   return { ms, timedOut: false };
 }
 
-async function applyTimes(file, nextFile) {
+/** One round in a fresh namespace: cold load, the next version over it, back, then the incremental change. */
+async function applyRound(file, nextFile, plan) {
   const netns = await createNetns('nftops-bench');
   try {
     const cold = timeNft(netns, file);
@@ -71,12 +74,6 @@ async function applyTimes(file, nextFile) {
     const warm = timeNft(netns, nextFile);
     // Back to the first version, then the one-service change as an incremental transaction.
     timeNft(netns, file);
-    const body = (f) => {
-      const parsed = parseArtifact(readFileSync(f, 'utf8'));
-      if (!parsed.ok) throw new Error(parsed.message);
-      return parsed.artifact.body;
-    };
-    const plan = planIncremental(body(file), body(nextFile));
     let incremental;
     if (plan.ok) {
       const planFile = `${nextFile}.plan`;
@@ -87,6 +84,35 @@ async function applyTimes(file, nextFile) {
   } finally {
     await deleteNetns(netns);
   }
+}
+
+const median = (values) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor((sorted.length - 1) / 2)];
+};
+
+/**
+ * Apply times, the median of --apply-runs rounds (each in a fresh namespace): a single `nft -f` of tens of MiB
+ * varies by a factor of two here with how fast the kernel hands out (huge) pages.
+ */
+async function applyTimes(file, nextFile) {
+  const body = (f) => {
+    const parsed = parseArtifact(readFileSync(f, 'utf8'));
+    if (!parsed.ok) throw new Error(parsed.message);
+    return parsed.artifact.body;
+  };
+  const plan = planIncremental(body(file), body(nextFile));
+  const rounds = [];
+  for (let i = 0; i < applyRuns; i++) {
+    const round = await applyRound(file, nextFile, plan);
+    rounds.push(round);
+    if (round.cold.timedOut) return round;
+  }
+  const ms = (pick) => {
+    const values = rounds.map(pick).filter((v) => v !== undefined);
+    return values.length === 0 ? undefined : { ms: median(values.map((v) => v.ms)), runs: values.map((v) => Math.round(v.ms)), timedOut: values.some((v) => v.timedOut) };
+  };
+  return { cold: ms((r) => r.cold), warm: ms((r) => r.warm), incremental: ms((r) => r.incremental) };
 }
 
 const rows = [];
@@ -109,6 +135,7 @@ for (const layout of layouts) {
       coldMs: apply.cold.timedOut ? `>${applyTimeout}` : Math.round(apply.cold.ms),
       warmMs: apply.warm ? Math.round(apply.warm.ms) : '-',
       incrementalMs: apply.incremental ? Math.round(apply.incremental.ms) : '-',
+      applyRuns: { cold: apply.cold.runs, warm: apply.warm?.runs, incremental: apply.incremental?.runs },
     };
     rows.push(row);
     if (!apply.cold.timedOut) files.set(row, compiled.file);

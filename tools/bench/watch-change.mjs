@@ -144,7 +144,9 @@ async function measure(services) {
     }
     log(`${services} services: nft monitor ready`);
     const agentArgs = [join(ROOT, 'packages/watcher/bin/nftops-watch.js'), '--dir', join(work, 'src'), '--state-dir', join(work, 'state'), '--listen', '127.0.0.1:0', '--drift-interval', '0', '--max-artifact-bytes', '1GiB', '--log-format', 'json', ...values['agent-arg']];
-    const agent = spawn(process.execPath, agentArgs, { stdio: ['ignore', 'ignore', 'pipe'] });
+    // As deployed (deploy/systemd, Containerfile): malloc with huge pages, unless the caller set GLIBC_TUNABLES.
+    const env = { GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1', ...process.env };
+    const agent = spawn(process.execPath, agentArgs, { stdio: ['ignore', 'ignore', 'pipe'], env });
     children.push(agent);
     const events = [];
     const waiters = new Set();

@@ -47,9 +47,14 @@ export interface ParsedArtifact {
   readonly body: string;
 }
 
-export type ParseArtifactResult =
-  | { readonly ok: true; readonly artifact: ParsedArtifact }
-  | { readonly ok: false; readonly code: ArtifactErrorCode; readonly message: string };
+/** Why a file is not a complete, intact artifact. */
+export interface ArtifactFailure {
+  readonly ok: false;
+  readonly code: ArtifactErrorCode;
+  readonly message: string;
+}
+
+export type ParseArtifactResult = { readonly ok: true; readonly artifact: ParsedArtifact } | ArtifactFailure;
 
 export type ArtifactErrorCode =
   | 'ARTIFACT_NOT_AN_ARTIFACT'
@@ -132,9 +137,7 @@ export interface VerifiedArtifactBytes {
   readonly bodyStart: number;
 }
 
-export type VerifyArtifactBytesResult =
-  | { readonly ok: true; readonly artifact: VerifiedArtifactBytes }
-  | { readonly ok: false; readonly code: ArtifactErrorCode; readonly message: string };
+export type VerifyArtifactBytesResult = { readonly ok: true; readonly artifact: VerifiedArtifactBytes } | ArtifactFailure;
 
 /**
  * Parses the header of an artifact file's BYTES and verifies the body digest over the body bytes, without
@@ -172,7 +175,7 @@ function parseWith(text: string, digestOfBody: (bodyText: string, bodyStart: num
   return mismatch ?? { ok: true, artifact: { header: parsed.header, body: bodyText } };
 }
 
-function checkDigest(header: ArtifactHeader, actual: string): { ok: false; code: ArtifactErrorCode; message: string } | undefined {
+function checkDigest(header: ArtifactHeader, actual: string): ArtifactFailure | undefined {
   if (actual === header.bodyDigest) return undefined;
   return {
     ok: false,
@@ -184,7 +187,7 @@ function checkDigest(header: ArtifactHeader, actual: string): { ok: false; code:
 /** The header of TEXT (which needs to hold only the header and its blank line), and where the body starts. */
 function parseHeader(
   text: string,
-): { ok: true; header: ArtifactHeader; bodyStart: number } | { ok: false; code: ArtifactErrorCode; message: string } {
+): { ok: true; header: ArtifactHeader; bodyStart: number } | ArtifactFailure {
   if (!text.startsWith(`${ARTIFACT_MAGIC}\n`)) {
     return { ok: false, code: 'ARTIFACT_NOT_AN_ARTIFACT', message: `the file does not start with "${ARTIFACT_MAGIC}"` };
   }

@@ -5,6 +5,7 @@ export {
   verifyArtifactBytes,
   renderArtifact,
   sha256Hex,
+  type ArtifactFailure,
   type ArtifactHeader,
   type ArtifactInput,
   type ParsedArtifact,
