@@ -230,6 +230,32 @@ describe('agent scheduling (fake clock)', () => {
     await a.stop();
   });
 
+  it('waits longer between drift checks when a check takes more than 5 % of the interval', async () => {
+    const { a, clock, nft } = await agent({ driftIntervalMs: 1000 });
+    await writeFile(join(dir, 'src', 'a.nft'), artifact({ 'inet t_a': '  chain one { }' }));
+    a.notify('add');
+    clock.advance(20);
+    await a.idle();
+    // From now on every listing takes 200 ms (as 50 000 services take seconds): a drift pass every 4 s at most.
+    const listTable = nft.listTable.bind(nft);
+    nft.listTable = async (...args) => {
+      clock.advance(200);
+      return listTable(...args);
+    };
+    const drifts = () => nft.calls.filter((c) => c.op === 'listTable').length;
+    clock.advance(1000);
+    await a.idle();
+    const afterFirst = drifts();
+    expect(afterFirst).toBeGreaterThan(0);
+    clock.advance(1000);
+    await a.idle();
+    expect(drifts(), 'no second drift check 1 s later').toBe(afterFirst);
+    clock.advance(3000);
+    await a.idle();
+    expect(drifts(), 'the next one comes 20 times the last check later').toBeGreaterThan(afterFirst);
+    await a.stop();
+  });
+
   it('writes status.json after a pass that changed something', async () => {
     const { a, clock } = await agent();
     await writeFile(join(dir, 'src', 'a.nft'), artifact({ 'inet t_a': '  chain one { }' }));
