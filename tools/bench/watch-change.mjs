@@ -44,7 +44,8 @@ const load = () => +loadavg()[0].toFixed(2);
 const log = (msg) => process.stderr.write(`[watch-change] ${msg}\n`);
 
 /** Matches the monitor line of service 0's slot 3 with the given backend. */
-const elementLine = (backend) => new RegExp(`^add element inet nftops_nat backends6 \\{ 2001:db8:f:: \\. tcp \\. 80 \\. 3 .*: ${backend.replace(/\./g, '\\.')} \\. 8080 \\}`);
+// backends6, or one of its shards (backends6-s0 ...) beyond 8192 backend elements.
+const elementLine = (backend) => new RegExp(`^add element inet nftops_nat backends6(?:-s\\d+)? \\{ 2001:db8:f:: \\. tcp \\. 80 \\. 3 .*: ${backend.replace(/\./g, '\\.')} \\. 8080 \\}`);
 const VERSIONS = [
   { name: 'base', changed: '0', backend: '2001:db8:b::3' },
   { name: 'changed', changed: '1', backend: '2001:db8:b::3:ffff' },
@@ -86,9 +87,44 @@ async function measure(services) {
     const file = join(dir, 'bench.nft');
     await writeFile(file, texts[0]);
 
-    // The monitor starts before the agent, in the empty namespace: started later, nft monitor first reads the
-    // whole ruleset (minutes at 50k on a busy machine). It then prints the first full apply (every element) and
-    // keeps its cache current from the events. A probe set that exists before it starts tells when it is ready.
+    const agentArgs = [join(ROOT, 'packages/watcher/bin/nftops-watch.js'), '--dir', join(work, 'src'), '--state-dir', join(work, 'state'), '--listen', '127.0.0.1:0', '--drift-interval', '0', '--max-artifact-bytes', '1GiB', '--log-format', 'json', ...values['agent-arg']];
+    // As deployed (deploy/systemd, Containerfile): malloc with huge pages, unless the caller set GLIBC_TUNABLES.
+    const env = { GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1', ...process.env };
+    const agent = spawn(process.execPath, agentArgs, { stdio: ['ignore', 'ignore', 'pipe'], env });
+    children.push(agent);
+    const events = [];
+    const waiters = new Set();
+    lineReader(agent.stderr, (line, at) => {
+      if (!line.startsWith('{')) return;
+      events.push({ ...JSON.parse(line), receivedAt: at });
+      for (const w of [...waiters]) w();
+    });
+    const waitEvent = (predicate, timeoutMs, what) =>
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`timed out waiting for ${what}`));
+        }, timeoutMs);
+        const check = () => {
+          const found = events.find(predicate);
+          if (!found) return;
+          clearTimeout(timer);
+          waiters.delete(check);
+          resolve(found);
+        };
+        waiters.add(check);
+        check();
+      });
+    const startLoad = load();
+    const readyStarted = performance.now();
+    await waitEvent((e) => e.event === 'agent.ready', READY_MS, 'the agent to apply the first version');
+    const readyMs = performance.now() - readyStarted;
+    log(`${services} services: agent ready after ${(readyMs / 1000).toFixed(1)} s (first apply, read-back)`);
+
+    // The monitor starts once the agent has applied the first version: it then reads the ruleset once (seconds at
+    // 50k). Started before, it had to take every element event of the first apply, and at 50 000 services (32
+    // backend maps) it lost track of sets ("Received event for an unknown set") and never printed the changes.
+    // A probe set that exists before it starts tells when it is ready.
     const probe = (args, input) => spawnSync('ip', ['netns', 'exec', netns, 'nft', ...args], { input, encoding: 'utf8' });
     probe(['-f', '-'], 'table inet nftops_bench_probe {\n set s { type ipv4_addr; }\n}\n');
     // nft monitor: one line per committed element.
@@ -143,39 +179,6 @@ async function measure(services) {
       if (i > 120) throw new Error('nft monitor never started');
     }
     log(`${services} services: nft monitor ready`);
-    const agentArgs = [join(ROOT, 'packages/watcher/bin/nftops-watch.js'), '--dir', join(work, 'src'), '--state-dir', join(work, 'state'), '--listen', '127.0.0.1:0', '--drift-interval', '0', '--max-artifact-bytes', '1GiB', '--log-format', 'json', ...values['agent-arg']];
-    // As deployed (deploy/systemd, Containerfile): malloc with huge pages, unless the caller set GLIBC_TUNABLES.
-    const env = { GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1', ...process.env };
-    const agent = spawn(process.execPath, agentArgs, { stdio: ['ignore', 'ignore', 'pipe'], env });
-    children.push(agent);
-    const events = [];
-    const waiters = new Set();
-    lineReader(agent.stderr, (line, at) => {
-      if (!line.startsWith('{')) return;
-      events.push({ ...JSON.parse(line), receivedAt: at });
-      for (const w of [...waiters]) w();
-    });
-    const waitEvent = (predicate, timeoutMs, what) =>
-      new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          waiters.delete(check);
-          reject(new Error(`timed out waiting for ${what}`));
-        }, timeoutMs);
-        const check = () => {
-          const found = events.find(predicate);
-          if (!found) return;
-          clearTimeout(timer);
-          waiters.delete(check);
-          resolve(found);
-        };
-        waiters.add(check);
-        check();
-      });
-    const startLoad = load();
-    const readyStarted = performance.now();
-    await waitEvent((e) => e.event === 'agent.ready', READY_MS, 'the agent to apply the first version');
-    const readyMs = performance.now() - readyStarted;
-    log(`${services} services: agent ready after ${(readyMs / 1000).toFixed(1)} s (first apply, read-back)`);
 
     // Warm-up: both versions go through the agent once.
 
