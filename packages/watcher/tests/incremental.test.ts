@@ -204,17 +204,20 @@ describe('planChange: the reduced bodies give the planner\'s own answer', () => 
     chains: fc.dictionary(fc.constantFrom('a', 'b', 'c'), fc.array(fc.constantFrom('counter', 'accept', 'drop', 'ip saddr @other accept'), { maxLength: 3 }), { maxKeys: 3 }),
     comment: fc.constantFrom('x', 'y', 'grüße'),
   });
-  const render = (v: { backends: Record<string, string>; other: string[]; chains: Record<string, string[]>; comment: string }) => {
-    const body = layoutBody('t', { backends: v.backends, chains: v.chains, comment: v.comment });
+  type Version = { backends: Record<string, string>; other: string[]; chains: Record<string, string[]>; comment: string };
+  const renderTable = (table: string, v: Version) => {
+    const body = layoutBody(table, { backends: v.backends, chains: v.chains, comment: v.comment });
     const other = v.other.length > 0 ? `\tset other {\n\t\ttype ipv4_addr\n\t\telements = {\n${v.other.map((e) => `\t\t\t${e}`).join(',\n')}\n\t\t}\n\t}\n` : '\tset other {\n\t\ttype ipv4_addr\n\t}\n';
     return body.replace('\tmap backends {', `${other}\n\tmap backends {`);
   };
+  // A second table, often the same in both versions (the reducer leaves an unchanged table out).
+  const render = (v: Version, second: Version) => `${renderTable('t', v)}\n${renderTable('u', second)}`;
 
   it('same transaction (or refusal) as planIncremental on the full bodies', () => {
     fc.assert(
-      fc.property(version, version, fc.boolean(), (a, b, same) => {
-        const previous = render(a);
-        const next = render(same ? { ...a, backends: { ...a.backends, '192.0.2.200': '198.51.100.200' } } : b);
+      fc.property(version, version, fc.boolean(), version, fc.option(version), (a, b, same, c, d) => {
+        const previous = render(a, c);
+        const next = render(same ? { ...a, backends: { ...a.backends, '192.0.2.200': '198.51.100.200' } } : b, d ?? c);
         const full = planIncremental(previous, next);
         const fast = planChange(Buffer.from(previous), Buffer.from(next));
         expect(fast.ok).toBe(full.ok);
