@@ -46,6 +46,27 @@ const log = (msg) => process.stderr.write(`[watch-change] ${msg}\n`);
 /** Matches the monitor line of service 0's slot 3 with the given backend. */
 // backends6, or one of its shards (backends6-s0 ...) beyond 8192 backend elements.
 const elementLine = (backend) => new RegExp(`^add element inet nftops_nat backends6(?:-s\\d+)? \\{ 2001:db8:f:: \\. tcp \\. 80 \\. 3 .*: ${backend.replace(/\./g, '\\.')} \\. 8080 \\}`);
+/**
+ * A waiter over ITEMS (filled as lines arrive; every arrival calls each function in WAITERS): resolves with the
+ * first item matching PREDICATE, or rejects after TIMEOUT_MS.
+ */
+const waitIn = (items, waiters) => (predicate, timeoutMs, what) =>
+  new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      waiters.delete(check);
+      reject(new Error(`timed out waiting for ${what}`));
+    }, timeoutMs);
+    const check = () => {
+      const found = items.find(predicate);
+      if (!found) return;
+      clearTimeout(timer);
+      waiters.delete(check);
+      resolve(found);
+    };
+    waiters.add(check);
+    check();
+  });
+
 const VERSIONS = [
   { name: 'base', changed: '0', backend: '2001:db8:b::3' },
   { name: 'changed', changed: '1', backend: '2001:db8:b::3:ffff' },
@@ -99,22 +120,7 @@ async function measure(services) {
       events.push({ ...JSON.parse(line), receivedAt: at });
       for (const w of [...waiters]) w();
     });
-    const waitEvent = (predicate, timeoutMs, what) =>
-      new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          waiters.delete(check);
-          reject(new Error(`timed out waiting for ${what}`));
-        }, timeoutMs);
-        const check = () => {
-          const found = events.find(predicate);
-          if (!found) return;
-          clearTimeout(timer);
-          waiters.delete(check);
-          resolve(found);
-        };
-        waiters.add(check);
-        check();
-      });
+    const waitEvent = waitIn(events, waiters);
     const startLoad = load();
     const readyStarted = performance.now();
     await waitEvent((e) => e.event === 'agent.ready', READY_MS, 'the agent to apply the first version');
@@ -138,22 +144,8 @@ async function measure(services) {
       seen.push({ line, at });
       for (const w of [...monitorWaiters]) w();
     });
-    const waitLine = (pattern, after, timeoutMs) =>
-      new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          monitorWaiters.delete(check);
-          reject(new Error(`timed out waiting for ${pattern}`));
-        }, timeoutMs);
-        const check = () => {
-          const found = seen.find((s) => s.at >= after && pattern.test(s.line));
-          if (!found) return;
-          clearTimeout(timer);
-          monitorWaiters.delete(check);
-          resolve(found.at);
-        };
-        monitorWaiters.add(check);
-        check();
-      });
+    const waitSeen = waitIn(seen, monitorWaiters);
+    const waitLine = (pattern, after, timeoutMs) => waitSeen((s) => s.at >= after && pattern.test(s.line), timeoutMs, String(pattern)).then((found) => found.at);
 
     let current = 0;
     const change = async (measured) => {
