@@ -6,23 +6,11 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FakeNftDriver } from '@nftops/nft-driver';
 import { kernelAvailable } from '@nftops/testkit';
-import { main, type CliIo } from '@nftops/cli';
+import { main } from '@nftops/cli';
 import { runCheck } from '../src/commands/check.js';
+import { captureIo } from './helpers.js';
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
-
-function captureIo(cwd: string): CliIo & { out: () => string; err: () => string } {
-  let out = '';
-  let err = '';
-  return {
-    stdout: { write: (t: string) => (out += t) },
-    stderr: { write: (t: string) => (err += t) },
-    cwd,
-    env: {},
-    out: () => out,
-    err: () => err,
-  };
-}
 
 let dir: string;
 beforeEach(() => {

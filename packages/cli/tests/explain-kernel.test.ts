@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main, type CliIo } from '@nftops/cli';
+import { main } from '@nftops/cli';
 import { kernelAvailable, withLbTopology, type LbTopology } from '@nftops/testkit';
 import {
   compileOne,
@@ -15,6 +15,7 @@ import {
   smallTraffic,
   type Layout,
 } from './fixtures/explain/scenarios.js';
+import { captureIo } from './helpers.js';
 
 /**
  * End to end, in the kernel: compile, load into the LB namespace of a fresh client / LB / backend topology,
@@ -23,12 +24,6 @@ import {
  */
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
-
-function captureIo(cwd: string): CliIo & { out: () => string; err: () => string } {
-  let out = '';
-  let err = '';
-  return { stdout: { write: (t: string) => (out += t) }, stderr: { write: (t: string) => (err += t) }, cwd, env: {}, out: () => out, err: () => err };
-}
 
 interface Report {
   services: { object: string; ports: { port: string; connections: number | null; perBackend: string; rejected: { packets: number } | null; backends: { address: string; port: number; connections: number }[] }[] }[];

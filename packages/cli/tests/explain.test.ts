@@ -5,11 +5,12 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseArtifact, parseBody } from '@nftops/artifact';
 import { NftNotFoundError, type NftDriver, type NftTableJson, type NftTarget } from '@nftops/nft-driver';
-import { main, type CliIo } from '@nftops/cli';
+import { main } from '@nftops/cli';
 import { runExplain } from '../src/commands/explain.js';
 import { explainRuleset, formatExplain, readRuleset, type ExplainReport } from '../src/explain/index.js';
 import { lookupsPerPacket } from '../src/explain/map.js';
 import { FIXTURES, readFixture } from './fixtures/explain/scenarios.js';
+import { captureIo } from './helpers.js';
 
 /**
  * `nftops explain` from recorded `nft -j list ruleset` output (fixtures/explain, recorded by explain-record.test.ts
@@ -258,12 +259,6 @@ class RecordedNft {
   }
 }
 const driver = (items: NftTableJson | (() => never)) => new RecordedNft(items) as unknown as NftDriver & RecordedNft;
-
-function captureIo(cwd: string): CliIo & { out: () => string; err: () => string } {
-  let out = '';
-  let err = '';
-  return { stdout: { write: (t: string) => (out += t) }, stderr: { write: (t: string) => (err += t) }, cwd, env: {}, out: () => out, err: () => err };
-}
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 let dir: string;

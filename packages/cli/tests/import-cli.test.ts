@@ -4,26 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { main, type CliIo } from '@nftops/cli';
+import { main } from '@nftops/cli';
 import { schemaBaseFor } from '../src/import/emit.js';
+import { captureIo } from './helpers.js';
 
 /** `nftops import lbaas|istio` through the CLI: help, exit codes, files, --json, --stdout, errors without stack traces. */
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 const FIXTURES = fileURLToPath(new URL('./fixtures/import/lbaas/', import.meta.url));
-
-function captureIo(cwd: string): CliIo & { out: () => string; err: () => string } {
-  let out = '';
-  let err = '';
-  return {
-    stdout: { write: (t: string) => (out += t) },
-    stderr: { write: (t: string) => (err += t) },
-    cwd,
-    env: {},
-    out: () => out,
-    err: () => err,
-  };
-}
 
 const STACK = /\n\s+at /;
 

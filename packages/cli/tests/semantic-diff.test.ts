@@ -4,9 +4,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { SourceFile } from '@nftops/compiler';
-import { main, type CliIo } from '@nftops/cli';
+import { main } from '@nftops/cli';
 import { formatSemanticDiff, semanticDiffArtifacts, type SemanticDiff } from '../src/semantic-diff/index.js';
 import { compileOne, exampleSources } from './fixtures/explain/scenarios.js';
+import { captureIo } from './helpers.js';
 
 /**
  * `nftops diff --semantic`: pairs of artifacts compiled from the examples before and after one edit. The human
@@ -210,12 +211,6 @@ describe('semantic diff: what each case says', () => {
 });
 
 // ---------------------------------------------------------------------------------------------------------------
-
-function captureIo(cwd: string): CliIo & { out: () => string; err: () => string } {
-  let out = '';
-  let err = '';
-  return { stdout: { write: (t: string) => (out += t) }, stderr: { write: (t: string) => (err += t) }, cwd, env: {}, out: () => out, err: () => err };
-}
 
 describe('nftops diff --semantic', () => {
   let dir: string;

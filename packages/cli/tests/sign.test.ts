@@ -3,14 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { main, type CliIo } from '@nftops/cli';
+import { main } from '@nftops/cli';
+import { captureIo } from './helpers.js';
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 let dir: string;
-const io = (): CliIo & { err: () => string } => {
-  let err = '';
-  return { stdout: { write: () => true }, stderr: { write: (t: string) => (err += t) }, cwd: dir, env: {}, err: () => err };
-};
+const io = () => captureIo(dir);
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'nftops-sign-'));
   cpSync(join(REPO, 'examples/lbaas-request/lbaas-request.nft'), join(dir, 'a.nft'));
