@@ -7,7 +7,7 @@ import { signArtifact } from '@nftops/artifact';
 import { FakeIpRouting, FakeNftDriver, NftNotFoundError, type NftDriver } from '@nftops/nft-driver';
 import { Agent, FakeClock, Reconciler, StateStore, WatchMetrics, buildConfig, createMemoryLogger, writeFileAtomic, type ReconcilerOptions } from '@nftops/watcher';
 import { startStatusServer } from '../src/http.js';
-import { artifact, tempDir, testConfig, writeAtomic } from './helpers.js';
+import { artifact, tempDir, testConfig, testReconciler, writeAtomic } from './helpers.js';
 
 const a1 = (chain = 'one') => artifact({ 'inet t_a': `  chain ${chain} { }` });
 const withRouting = (text: string, routing: string) => text.replace('\n# body: ', `\n# routing: ${routing}\n# body: `).replace(/# body: sha256:[0-9a-f]+\n/, (m) => m);
@@ -27,9 +27,20 @@ beforeEach(async () => {
 afterEach(async () => cleanup());
 
 function reconciler(overrides: Partial<ReconcilerOptions> = {}): Reconciler {
-  return new Reconciler({ driver: nft, clock: new FakeClock(), logger, metrics, sources: [{ path: dir }], prune: true, dryRun: false, maxArtifactBytes: 1 << 20, ...overrides });
+  return testReconciler({ driver: nft, logger, metrics }, dir, overrides);
 }
 const pass = (r: Reconciler, drift = false, force = false) => r.reconcile({ trigger: 'manual', drift, force });
+/** An agent on DIR/src without a file watcher or process metrics, drift checks every 10 s of CLOCK. */
+const inProcessAgent = (clock: FakeClock, extra: Partial<ConstructorParameters<typeof Agent>[0]> = {}) =>
+  new Agent({
+    config: testConfig({ sources: [{ path: join(dir, 'src') }], stateDir: join(dir, 'state'), driftIntervalMs: 10_000 }),
+    driver: nft,
+    clock,
+    logger,
+    watch: false,
+    processMetrics: false,
+    ...extra,
+  });
 const nftCalls = () => nft.calls.filter((c) => c.op === 'check' || c.op === 'apply');
 const attempt = (r: Reconciler, id = 'host/a.nft') => r.status(0).artifacts.find((a) => a.id === id)?.lastAttempt;
 
@@ -252,15 +263,7 @@ describe('faults (fake nft, fake clock, failing disk)', () => {
       return writeFileAtomic(path, data, mode);
     };
     const clock = new FakeClock();
-    const agent = new Agent({
-      config: testConfig({ sources: [{ path: join(dir, 'src') }], stateDir: join(dir, 'state'), driftIntervalMs: 10_000 }),
-      driver: nft,
-      clock,
-      logger,
-      watch: false,
-      processMetrics: false,
-      store: new StateStore(join(dir, 'state'), { write }),
-    });
+    const agent = inProcessAgent(clock, { store: new StateStore(join(dir, 'state'), { write }) });
     await agent.start();
     expect(nft.tableText('inet', 't_a')).toBe('chain one { }');
     expect(agent.status().stateError).toMatch(/ENOSPC/);
@@ -279,14 +282,7 @@ describe('faults (fake nft, fake clock, failing disk)', () => {
     await mkdir(join(dir, 'src'));
     await writeFile(join(dir, 'src', 'a.nft'), a1());
     const clock = new FakeClock();
-    const agent = new Agent({
-      config: testConfig({ sources: [{ path: join(dir, 'src') }], stateDir: join(dir, 'state'), driftIntervalMs: 10_000 }),
-      driver: nft,
-      clock,
-      logger,
-      watch: false,
-      processMetrics: false,
-    });
+    const agent = inProcessAgent(clock);
     await agent.start();
     const passes = agent.passes;
     clock.jump(+3_600_000); // an hour forward

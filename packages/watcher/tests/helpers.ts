@@ -2,7 +2,7 @@ import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { renderArtifact, type TableRef } from '@nftops/artifact';
-import type { WatchConfig } from '@nftops/watcher';
+import { FakeClock, Reconciler, type ReconcilerOptions, type WatchConfig } from '@nftops/watcher';
 
 export const ZERO = '0'.repeat(64);
 
@@ -85,4 +85,13 @@ export async function loopbackTraffic(netns: string, count = 5): Promise<void> {
   await new Promise<void>((resolve, reject) =>
     execFile('ip', ['netns', 'exec', netns, process.execPath, '-e', script], { timeout: 10_000 }, (error) => (error ? reject(error) : resolve())),
   );
+}
+
+/** A Reconciler over DIR as the unit tests use it: a fake clock, pruning on, not a dry run, files up to 1 MiB. */
+export function testReconciler(
+  base: Pick<ReconcilerOptions, 'driver' | 'logger' | 'metrics'>,
+  dir: string,
+  overrides: Partial<ReconcilerOptions> = {},
+): Reconciler {
+  return new Reconciler({ clock: new FakeClock(), sources: [{ path: dir }], prune: true, dryRun: false, maxArtifactBytes: 1 << 20, ...base, ...overrides });
 }

@@ -3,9 +3,9 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { planIncremental, renderArtifact } from '@nftops/artifact';
-import { FakeClock, Reconciler, WatchMetrics, createMemoryLogger, type ReconcilerOptions } from '@nftops/watcher';
+import { WatchMetrics, createMemoryLogger, type Reconciler, type ReconcilerOptions } from '@nftops/watcher';
 import { planChange } from '../src/plan.js';
-import { tempDir, writeAtomic, ZERO } from './helpers.js';
+import { tempDir, testReconciler, writeAtomic, ZERO } from './helpers.js';
 import { ModelNftDriver } from './model-driver.js';
 
 /** A body in the layout the compiler renders (what the incremental planner understands). */
@@ -47,17 +47,7 @@ beforeEach(async () => {
 afterEach(async () => cleanup());
 
 function reconciler(overrides: Partial<ReconcilerOptions> = {}): Reconciler {
-  return new Reconciler({
-    driver: nft,
-    clock: new FakeClock(),
-    logger,
-    metrics,
-    sources: [{ path: dir }],
-    prune: true,
-    dryRun: false,
-    maxArtifactBytes: 1 << 20,
-    ...overrides,
-  });
+  return testReconciler({ driver: nft, logger, metrics }, dir, overrides);
 }
 const pass = (r: Reconciler, drift = false) => r.reconcile({ trigger: 'manual', drift });
 const applies = () => nft.calls.filter((c) => c.op === 'apply');

@@ -2,8 +2,8 @@ import { mkdir, rm, writeFile, rename, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FakeNftDriver, type NftDriver } from '@nftops/nft-driver';
-import { FakeClock, Reconciler, WatchMetrics, createMemoryLogger, type ReconcilerOptions } from '@nftops/watcher';
-import { artifact, tempDir, writeAtomic } from './helpers.js';
+import { WatchMetrics, createMemoryLogger, type Reconciler, type ReconcilerOptions } from '@nftops/watcher';
+import { artifact, tempDir, testReconciler, writeAtomic } from './helpers.js';
 
 const a1 = (chain = 'one') => artifact({ 'inet t_a': `  chain ${chain} { }` });
 const b1 = (chain = 'one') => artifact({ 'inet t_b': `  chain ${chain} { }` });
@@ -25,18 +25,7 @@ beforeEach(async () => {
 afterEach(async () => cleanup());
 
 function reconciler(overrides: Partial<ReconcilerOptions> = {}): Reconciler {
-  return new Reconciler({
-    driver: nft,
-    clock: new FakeClock(),
-    logger,
-    metrics,
-    sources: [{ path: dir }],
-    prune: true,
-    dryRun: false,
-    maxArtifactBytes: 1 << 20,
-    netnsExists: async (name) => namespaces.has(name),
-    ...overrides,
-  });
+  return testReconciler({ driver: nft, logger, metrics }, dir, { netnsExists: async (name) => namespaces.has(name), ...overrides });
 }
 
 const ops = (op: string) => nft.calls.filter((c) => c.op === op);
