@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { formatRouting, parseArtifact, parseRouting, routingOfHeader, routingRemoved, type Routing } from '@nftops/artifact';
+import { formatRouting, formatRoutingItem, parseArtifact, parseRouting, routingOfHeader, routingRemoved, type Routing } from '@nftops/artifact';
 import { compile } from '@nftops/compiler';
-import { createIpRouting, FakeIpRouting, ipRoutingKey } from '@nftops/nft-driver';
+import { createIpRouting, FakeIpRouting } from '@nftops/nft-driver';
 import { kernelAvailable, netnsExec, withNetns } from '@nftops/testkit';
 
 /** The routing companion: its header format, the compiler's output, and the ip applier (real and fake). */
@@ -47,7 +47,7 @@ describe('routing header format', () => {
 
   it('routingRemoved lists what an updated artifact no longer needs', () => {
     const next: Routing = { items: TPROXY.items.slice(0, 1) };
-    expect(routingRemoved(TPROXY, next).items.map(ipRoutingKey)).toEqual(TPROXY.items.slice(1).map(ipRoutingKey));
+    expect(routingRemoved(TPROXY, next).items.map(formatRoutingItem)).toEqual(TPROXY.items.slice(1).map(formatRoutingItem));
   });
 
   it('the compiler writes it into the header only when there is routing', () => {
@@ -86,7 +86,7 @@ describe.runIf(kernelAvailable())('ip routing in a network namespace', () => {
       // One item exists before (as if Istio or a person had added it).
       expect((await netnsExec(netns, 'ip', ['-6', 'addr', 'add', '::6/128', 'dev', 'lo'])).exitCode).toBe(0);
       const first = await ip.apply(TPROXY, { netns });
-      expect(first.unchanged.map(ipRoutingKey)).toEqual([ipRoutingKey(TPROXY.items[0]!)]);
+      expect(first.unchanged.map(formatRoutingItem)).toEqual([formatRoutingItem(TPROXY.items[0]!)]);
       expect(first.changed).toHaveLength(4);
       expect((await ip.apply(TPROXY, { netns })).changed).toEqual([]);
       expect(await ip.present(TPROXY, { netns })).toHaveLength(5);

@@ -1,23 +1,16 @@
+import { formatRoutingItem, type RoutingFamily, type RoutingItem } from '@nftops/artifact';
 import { execa } from 'execa';
 
 /**
- * Applies the routing an artifact carries (policy rules, local routes, addresses; see @nftops/artifact
- * routing.ts) with `ip`, idempotently, inside a network namespace. The types here mirror the artifact's
- * Routing structurally, so this package needs no dependency on the artifact package.
+ * Applies the routing an artifact carries (policy rules, local routes, addresses: @nftops/artifact routing.ts)
+ * with `ip`, idempotently, inside a network namespace. Items are keyed by their header text (formatRoutingItem).
  *
  * apply(): reads what exists (`ip -j rule show`, `ip -j route show table N`, `ip -j addr show dev D`) and
  * adds only what is missing. remove(): deletes the items that exist. Both report what they changed, so a
  * caller can record which items it added itself.
  */
-export type IpFamily = 4 | 6;
-
-export type IpRoutingItem =
-  | { readonly kind: 'rule'; readonly family: IpFamily; readonly fwmark: number; readonly mask: number; readonly table: number; readonly priority: number }
-  | { readonly kind: 'route'; readonly family: IpFamily; readonly type: 'local'; readonly prefix: string; readonly dev: string; readonly table: number }
-  | { readonly kind: 'address'; readonly family: IpFamily; readonly address: string; readonly dev: string };
-
 export interface IpRoutingSpec {
-  readonly items: readonly IpRoutingItem[];
+  readonly items: readonly RoutingItem[];
 }
 
 export interface IpRoutingTarget {
@@ -27,16 +20,16 @@ export interface IpRoutingTarget {
 
 export interface IpRoutingChange {
   /** Items that were missing and were added (apply) or that existed and were deleted (remove). */
-  readonly changed: readonly IpRoutingItem[];
+  readonly changed: readonly RoutingItem[];
   /** Items that were already as wanted. */
-  readonly unchanged: readonly IpRoutingItem[];
+  readonly unchanged: readonly RoutingItem[];
 }
 
 export interface IpRoutingDriver {
   apply(routing: IpRoutingSpec, target?: IpRoutingTarget): Promise<IpRoutingChange>;
   remove(routing: IpRoutingSpec, target?: IpRoutingTarget): Promise<IpRoutingChange>;
   /** Which items exist right now. */
-  present(routing: IpRoutingSpec, target?: IpRoutingTarget): Promise<readonly IpRoutingItem[]>;
+  present(routing: IpRoutingSpec, target?: IpRoutingTarget): Promise<readonly RoutingItem[]>;
 }
 
 export class IpRoutingError extends Error {
@@ -49,20 +42,8 @@ export class IpRoutingError extends Error {
 
 const hex = (n: number) => `0x${(n >>> 0).toString(16)}`;
 
-/** One line per item, for logs and maps. */
-export function ipRoutingKey(item: IpRoutingItem): string {
-  switch (item.kind) {
-    case 'rule':
-      return `rule${item.family} fwmark ${hex(item.fwmark)}/${hex(item.mask)} table ${item.table} priority ${item.priority}`;
-    case 'route':
-      return `route${item.family} ${item.type} ${item.prefix} dev ${item.dev} table ${item.table}`;
-    case 'address':
-      return `addr${item.family} ${item.address} dev ${item.dev}`;
-  }
-}
-
 /** The `ip` arguments that add ITEM (without `-n`/family). */
-function addArgs(item: IpRoutingItem): string[] {
+function addArgs(item: RoutingItem): string[] {
   switch (item.kind) {
     case 'rule':
       return ['rule', 'add', 'fwmark', `${hex(item.fwmark)}/${hex(item.mask)}`, 'lookup', `${item.table}`, 'priority', `${item.priority}`];
@@ -73,7 +54,7 @@ function addArgs(item: IpRoutingItem): string[] {
   }
 }
 
-function deleteArgs(item: IpRoutingItem): string[] {
+function deleteArgs(item: RoutingItem): string[] {
   const args = addArgs(item);
   args[1] = 'del';
   return args;
@@ -97,14 +78,14 @@ function tableNumber(name: string | undefined): number | undefined {
   return name in named ? named[name] : Number(name);
 }
 
-function ruleMatches(rule: JsonRule, item: Extract<IpRoutingItem, { kind: 'rule' }>): boolean {
+function ruleMatches(rule: JsonRule, item: Extract<RoutingItem, { kind: 'rule' }>): boolean {
   if (rule.not || rule.iif || rule.oif || (rule.src !== undefined && rule.src !== 'all') || (rule.dst !== undefined && rule.dst !== 'all')) return false;
   const mark = rule.fwmark === undefined ? undefined : Number(rule.fwmark);
   const mask = rule.fwmask === undefined ? 0xffffffff : Number(rule.fwmask);
   return rule.priority === item.priority && mark === item.fwmark && mask === item.mask && tableNumber(rule.table) === item.table;
 }
 
-function routeMatches(route: { type?: string; dst?: string; dev?: string }, item: Extract<IpRoutingItem, { kind: 'route' }>): boolean {
+function routeMatches(route: { type?: string; dst?: string; dev?: string }, item: Extract<RoutingItem, { kind: 'route' }>): boolean {
   const dst = route.dst === 'default' ? (item.family === 4 ? '0.0.0.0/0' : '::/0') : route.dst ?? '';
   const normalized = dst.includes('/') ? dst : `${dst}/${item.family === 4 ? 32 : 128}`;
   return (route.type ?? 'unicast') === item.type && route.dev === item.dev && normalized === item.prefix;
@@ -126,7 +107,7 @@ export function createIpRouting(options: IpRoutingOptions = {}): IpRoutingDriver
   const ip = options.ipPath ?? 'ip';
   const timeout = options.timeoutMs ?? 15_000;
 
-  async function run(family: IpFamily, args: readonly string[], target: IpRoutingTarget | undefined, json = false) {
+  async function run(family: RoutingFamily, args: readonly string[], target: IpRoutingTarget | undefined, json = false) {
     const netns = target?.netns;
     const prefix = netns === undefined ? [] : netns.includes('/') ? [] : ['-n', netns];
     const argv = [...prefix, `-${family}`, ...(json ? ['-j'] : []), ...args];
@@ -134,12 +115,12 @@ export function createIpRouting(options: IpRoutingOptions = {}): IpRoutingDriver
     return execa(file, fullArgs, { reject: false, timeout, env: { LC_ALL: 'C' }, extendEnv: true, stdin: 'ignore' });
   }
 
-  async function runChecked(family: IpFamily, args: readonly string[], target: IpRoutingTarget | undefined) {
+  async function runChecked(family: RoutingFamily, args: readonly string[], target: IpRoutingTarget | undefined) {
     const result = await run(family, args, target);
     if (result.exitCode !== 0) throw new IpRoutingError(args.join(' '), String(result.stderr ?? ''));
   }
 
-  async function exists(item: IpRoutingItem, target: IpRoutingTarget | undefined): Promise<boolean> {
+  async function exists(item: RoutingItem, target: IpRoutingTarget | undefined): Promise<boolean> {
     switch (item.kind) {
       case 'rule': {
         const result = await run(item.family, ['rule', 'show'], target, true);
@@ -167,8 +148,8 @@ export function createIpRouting(options: IpRoutingOptions = {}): IpRoutingDriver
 
   return {
     async apply(routing, target) {
-      const changed: IpRoutingItem[] = [];
-      const unchanged: IpRoutingItem[] = [];
+      const changed: RoutingItem[] = [];
+      const unchanged: RoutingItem[] = [];
       for (const item of routing.items) {
         if (await exists(item, target)) {
           unchanged.push(item);
@@ -180,8 +161,8 @@ export function createIpRouting(options: IpRoutingOptions = {}): IpRoutingDriver
       return { changed, unchanged };
     },
     async remove(routing, target) {
-      const changed: IpRoutingItem[] = [];
-      const unchanged: IpRoutingItem[] = [];
+      const changed: RoutingItem[] = [];
+      const unchanged: RoutingItem[] = [];
       for (const item of [...routing.items].reverse()) {
         if (!(await exists(item, target))) {
           unchanged.push(item);
@@ -193,7 +174,7 @@ export function createIpRouting(options: IpRoutingOptions = {}): IpRoutingDriver
       return { changed, unchanged };
     },
     async present(routing, target) {
-      const found: IpRoutingItem[] = [];
+      const found: RoutingItem[] = [];
       for (const item of routing.items) if (await exists(item, target)) found.push(item);
       return found;
     },
@@ -203,7 +184,7 @@ export function createIpRouting(options: IpRoutingOptions = {}): IpRoutingDriver
 /** An in-memory stand-in for tests: keeps the items per namespace; faults are injected with failNext. */
 export class FakeIpRouting implements IpRoutingDriver {
   readonly calls: { op: 'apply' | 'remove' | 'present'; netns: string | undefined; items: string[] }[] = [];
-  private readonly state = new Map<string, Map<string, IpRoutingItem>>();
+  private readonly state = new Map<string, Map<string, RoutingItem>>();
   private failures: string[] = [];
 
   /** The next apply or remove fails with MESSAGE, changing nothing. */
@@ -211,12 +192,12 @@ export class FakeIpRouting implements IpRoutingDriver {
     this.failures.push(message);
   }
 
-  /** Items present in a namespace, as `ipRoutingKey` lines, sorted. */
+  /** Items present in a namespace, as `formatRoutingItem` lines, sorted. */
   items(target?: IpRoutingTarget): string[] {
     return [...this.ns(target).keys()].sort();
   }
 
-  private ns(target: IpRoutingTarget | undefined): Map<string, IpRoutingItem> {
+  private ns(target: IpRoutingTarget | undefined): Map<string, RoutingItem> {
     const key = target?.netns ?? '';
     let map = this.state.get(key);
     if (!map) this.state.set(key, (map = new Map()));
@@ -229,13 +210,13 @@ export class FakeIpRouting implements IpRoutingDriver {
   }
 
   async apply(routing: IpRoutingSpec, target?: IpRoutingTarget): Promise<IpRoutingChange> {
-    this.calls.push({ op: 'apply', netns: target?.netns, items: routing.items.map(ipRoutingKey) });
+    this.calls.push({ op: 'apply', netns: target?.netns, items: routing.items.map(formatRoutingItem) });
     this.fail();
     const map = this.ns(target);
-    const changed: IpRoutingItem[] = [];
-    const unchanged: IpRoutingItem[] = [];
+    const changed: RoutingItem[] = [];
+    const unchanged: RoutingItem[] = [];
     for (const item of routing.items) {
-      const key = ipRoutingKey(item);
+      const key = formatRoutingItem(item);
       if (map.has(key)) unchanged.push(item);
       else {
         map.set(key, item);
@@ -246,21 +227,21 @@ export class FakeIpRouting implements IpRoutingDriver {
   }
 
   async remove(routing: IpRoutingSpec, target?: IpRoutingTarget): Promise<IpRoutingChange> {
-    this.calls.push({ op: 'remove', netns: target?.netns, items: routing.items.map(ipRoutingKey) });
+    this.calls.push({ op: 'remove', netns: target?.netns, items: routing.items.map(formatRoutingItem) });
     this.fail();
     const map = this.ns(target);
-    const changed: IpRoutingItem[] = [];
-    const unchanged: IpRoutingItem[] = [];
+    const changed: RoutingItem[] = [];
+    const unchanged: RoutingItem[] = [];
     for (const item of [...routing.items].reverse()) {
-      if (map.delete(ipRoutingKey(item))) changed.push(item);
+      if (map.delete(formatRoutingItem(item))) changed.push(item);
       else unchanged.push(item);
     }
     return { changed, unchanged };
   }
 
-  async present(routing: IpRoutingSpec, target?: IpRoutingTarget): Promise<readonly IpRoutingItem[]> {
-    this.calls.push({ op: 'present', netns: target?.netns, items: routing.items.map(ipRoutingKey) });
+  async present(routing: IpRoutingSpec, target?: IpRoutingTarget): Promise<readonly RoutingItem[]> {
+    this.calls.push({ op: 'present', netns: target?.netns, items: routing.items.map(formatRoutingItem) });
     const map = this.ns(target);
-    return routing.items.filter((item) => map.has(ipRoutingKey(item)));
+    return routing.items.filter((item) => map.has(formatRoutingItem(item)));
   }
 }

@@ -67,7 +67,7 @@ export interface ArtifactRecord {
   lastAttempt: Attempt | undefined;
   /** Newest first, at most five, deduplicated by digest and result. */
   history: Attempt[];
-  /** Routing items (ipRoutingKey lines) this agent added for the artifact and will remove with it. */
+  /** Routing items (formatRoutingItem lines) this agent added for the artifact and will remove with it. */
   routingOwned: Set<string>;
   /** The routing still has to be applied (or removed) in the namespace: a failure to retry. */
   routingPending: boolean;

@@ -1,7 +1,7 @@
 import { access } from 'node:fs/promises';
 import type { KeyObject } from 'node:crypto';
-import { parseRouting, type Routing, type RoutingItem, type TableRef } from '@nftops/artifact';
-import { createIpRouting, ipRoutingKey, type IpRoutingDriver, type NftDriver, type NftTarget } from '@nftops/nft-driver';
+import { formatRoutingItem, parseRouting, type Routing, type RoutingItem, type TableRef } from '@nftops/artifact';
+import { createIpRouting, type IpRoutingDriver, type NftDriver, type NftTarget } from '@nftops/nft-driver';
 import type { Clock } from './clock.js';
 import type { SourceSpec } from './config.js';
 import { describeError, type WatchErrorCode } from './errors.js';
@@ -216,7 +216,7 @@ export class Reconciler {
         ...(r.applied && r.applied.routing.items.length > 0
           ? {
               routing: {
-                items: r.applied.routing.items.map(ipRoutingKey),
+                items: r.applied.routing.items.map(formatRoutingItem),
                 state: r.routingError ? ('Failing' as const) : ('Ready' as const),
                 ...(r.routingError ? { error: r.routingError.message, failures: r.routingError.count, since: iso(r.routingError.at) } : {}),
               },
@@ -658,7 +658,7 @@ export class Reconciler {
   ): Promise<void> {
     const here = [...this.records.values()].filter((r) => r.target.key === target.key && r.applied);
     const wanted = new Map<string, ArtifactRecord>();
-    for (const record of here) for (const item of record.applied!.routing.items) if (!wanted.has(ipRoutingKey(item))) wanted.set(ipRoutingKey(item), record);
+    for (const record of here) for (const item of record.applied!.routing.items) if (!wanted.has(formatRoutingItem(item))) wanted.set(formatRoutingItem(item), record);
     const orphans = this.orphanRouting.get(target.key) ?? new Set<string>();
     for (const [id, { record, routing }] of before) {
       const current = this.records.get(id);
@@ -666,9 +666,9 @@ export class Reconciler {
         record.routingOwned.clear(); // released (pruning off): its routing stays, like its tables
         continue;
       }
-      const now = new Set(current?.applied ? current.applied.routing.items.map(ipRoutingKey) : []);
+      const now = new Set(current?.applied ? current.applied.routing.items.map(formatRoutingItem) : []);
       for (const item of routing.items) {
-        const key = ipRoutingKey(item);
+        const key = formatRoutingItem(item);
         if (now.has(key) || !record.routingOwned.has(key)) continue;
         record.routingOwned.delete(key);
         const heir = wanted.get(key);
@@ -682,10 +682,10 @@ export class Reconciler {
       const items = itemsOf([...orphans]);
       try {
         const result = await this.routing.remove({ items }, nsTarget);
-        for (const item of items) orphans.delete(ipRoutingKey(item));
+        for (const item of items) orphans.delete(formatRoutingItem(item));
         if (result.changed.length > 0) {
           this.options.metrics?.routingChanges.inc({ op: 'remove' }, result.changed.length);
-          this.options.logger.info('routing.removed', 'routing no artifact wants any more was removed', { netns: target.key, items: result.changed.map(ipRoutingKey) });
+          this.options.logger.info('routing.removed', 'routing no artifact wants any more was removed', { netns: target.key, items: result.changed.map(formatRoutingItem) });
         }
         report.changed = true;
       } catch (error) {
@@ -710,13 +710,13 @@ export class Reconciler {
       if (!record.live || !(done.has(record.id) || record.routingPending || opts.drift)) continue;
       try {
         const result = await this.routing.apply(routing, nsTarget);
-        for (const item of result.changed) record.routingOwned.add(ipRoutingKey(item));
+        for (const item of result.changed) record.routingOwned.add(formatRoutingItem(item));
         if (result.changed.length > 0) {
           this.options.metrics?.routingChanges.inc({ op: 'add' }, result.changed.length);
           this.options.logger.info(done.has(record.id) ? 'routing.applied' : 'routing.repaired', 'routing added', {
             artifact: record.id,
             netns: target.key,
-            items: result.changed.map(ipRoutingKey),
+            items: result.changed.map(formatRoutingItem),
           });
           report.changed = true;
         }
