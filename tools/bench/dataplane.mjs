@@ -37,6 +37,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
+import { NFT_ENV } from '../../packages/nft-driver/dist/index.js';
 import { createLbTopology } from '../../packages/testkit/dist/index.js';
 
 /** The probe service: its VIP is routed to the LB namespace and its backends are the C servers. */
@@ -97,10 +98,13 @@ function runClient(binary, entry, sources, { start, count, concurrency, duration
   return JSON.parse(run.stdout);
 }
 
-/** `nft -f FILE` in NETNS with a timeout (large per-service rulesets take minutes). */
-function loadArtifact(netns, file, timeoutMs) {
+/**
+ * `nft -f FILE` in NETNS with a timeout (large per-service rulesets take minutes), in the environment the agent
+ * gives nft (malloc huge pages), so the times are those a node sees.
+ */
+export function loadArtifact(netns, file, timeoutMs) {
   const started = performance.now();
-  const run = spawnSync('ip', ['netns', 'exec', netns, 'nft', '-f', file], { encoding: 'utf8', timeout: timeoutMs });
+  const run = spawnSync('ip', ['netns', 'exec', netns, 'nft', '-f', file], { encoding: 'utf8', timeout: timeoutMs, env: { ...process.env, ...NFT_ENV } });
   const ms = performance.now() - started;
   if (run.error?.code === 'ETIMEDOUT' || run.signal) return { ms, timedOut: true };
   if (run.status !== 0) throw new Error(`nft -f ${file} failed: ${run.stderr}`);

@@ -17,9 +17,8 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseArtifact, planIncremental } from '../../packages/artifact/dist/index.js';
-import { NFT_ENV } from '../../packages/nft-driver/dist/index.js';
 import { createNetns, deleteNetns } from '../../packages/testkit/dist/index.js';
-import { DEFAULTS, formatResult, measureDataPlane, probeEnv } from './dataplane.mjs';
+import { DEFAULTS, formatResult, loadArtifact, measureDataPlane, probeEnv } from './dataplane.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -55,15 +54,7 @@ function compileOnce(services, layout, changed) {
   return { ...JSON.parse(run.stdout), file: out };
 }
 
-function timeNft(netns, file) {
-  const start = process.hrtime.bigint();
-  // With the environment the agent gives nft (malloc huge pages), so these are the times a node sees.
-  const run = spawnSync('ip', ['netns', 'exec', netns, 'nft', '-f', file], { encoding: 'utf8', timeout: applyTimeout, env: { ...process.env, ...NFT_ENV } });
-  const ms = Number(process.hrtime.bigint() - start) / 1e6;
-  if (run.error?.code === 'ETIMEDOUT' || run.signal) return { ms, timedOut: true };
-  if (run.status !== 0) throw new Error(`nft -f ${file} failed: ${run.stderr}`);
-  return { ms, timedOut: false };
-}
+const timeNft = (netns, file) => loadArtifact(netns, file, applyTimeout);
 
 /** One round in a fresh namespace: cold load, the next version over it, back, then the incremental change. */
 async function applyRound(file, nextFile, plan) {

@@ -5,7 +5,7 @@ import type { CompileOptions, CompileResult, CompiledArtifact, RuleSource, Sourc
 import { DiagnosticBag } from './diagnostics.js';
 import { EXTENSIONS } from './extensions.js';
 import { loadFile } from './load.js';
-import { forwardsOf, lowerArtifact, type ArtifactContent } from './lower.js';
+import { backendSlots, forwardsOf, lowerArtifact, type ArtifactContent } from './lower.js';
 import { DEFAULT_SETTINGS, ModelBuilder, type ArtifactSpec, type LoadBalancer, type Model, type NetworkPolicy, type Origin, type Settings } from './model.js';
 import { UnsafeTextError } from './nft-text.js';
 import { bodyLineSources, renderTables } from './render.js';
@@ -129,10 +129,7 @@ function planArtifacts(model: Model, bag: DiagnosticBag): PlannedArtifact[] {
 export const MAX_BACKEND_ENTRIES = 1 << 20;
 
 function backendEntries(service: LoadBalancer, layout: Settings['layout']): number {
-  if (layout !== 'maps') return service.backends.length;
-  const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
-  const divisor = service.backends.reduce((g, b) => gcd(g, b.weight), 0);
-  return service.backends.reduce((sum, b) => sum + b.weight / divisor, 0);
+  return layout === 'maps' ? backendSlots(service) : service.backends.length;
 }
 
 /** Checks that need all objects of one artifact together. */

@@ -48,6 +48,12 @@ function gcd(a: number, b: number): number {
   return b === 0 ? a : gcd(b, a % b);
 }
 
+/** Backend slots of a service in the maps layout: a backend of weight w takes w slots once weights are divided by their gcd. */
+export function backendSlots(service: LoadBalancer): number {
+  const divisor = service.backends.reduce((g, b) => gcd(g, b.weight), 0);
+  return service.backends.reduce((sum, b) => sum + b.weight / divisor, 0);
+}
+
 function matchForward(forward: Forward): string[] {
   const family = familyKeyword(forward.service.address);
   return [`${family} daddr ${forward.service.address.text}`, `meta l4proto ${forward.port.protocol}`, `th dport ${forward.port.port}`];
@@ -230,12 +236,8 @@ function lowerNatTableMaps(content: ArtifactContent): IrTable {
   const { settings } = content;
   const prefix = settings.namePrefix;
   const forwards = forwardsOf(content.loadBalancers);
-  const slotsOf = (service: LoadBalancer): number => {
-    const divisor = service.backends.reduce((g, b) => gcd(g, b.weight), 0);
-    return service.backends.reduce((sum, b) => sum + b.weight / divisor, 0);
-  };
   const elementCount: Record<4 | 6, number> = { 4: 0, 6: 0 };
-  for (const { service } of forwards) elementCount[service.address.family] += slotsOf(service);
+  for (const { service } of forwards) elementCount[service.address.family] += backendSlots(service);
   const shards: Record<4 | 6, number> = { 4: shardCount(elementCount[4]), 6: shardCount(elementCount[6]) };
   const mapSuffix = (family: 4 | 6, shard: number) => (shards[family] > 1 ? `-s${shard}` : '');
   const dispatch: Record<4 | 6, [string, string][]> = { 4: [], 6: [] };

@@ -55,6 +55,13 @@ const ELEMENTS_CLOSE = '\t\t}\n';
 const NEWLINE = 0x0a;
 const COMMA = 0x2c;
 
+/** The line of BODY at AT (as latin1, without its newline) and where the next begins; undefined past END. */
+function lineIn(body: Buffer, at: number, end: number): [string, number] | undefined {
+  if (at >= end) return undefined;
+  const lineEnd = body.indexOf(NEWLINE, at);
+  return lineEnd < 0 || lineEnd >= end ? undefined : [body.toString('latin1', at, lineEnd), lineEnd + 1];
+}
+
 /**
  * Cuts BODY (UTF-8 bytes) into tables and objects; undefined when it is not in the layout the compiler renders.
  * Only the lines at table level are decoded, as latin1 (one character per byte): everything they are compared
@@ -63,11 +70,7 @@ const COMMA = 0x2c;
 export function indexBody(body: Buffer): BodyIndex | undefined {
   if (body.length === 0 || body[body.length - 1] !== NEWLINE) return undefined;
   const tables: TableIndex[] = [];
-  const lineAt = (at: number): [string, number] | undefined => {
-    if (at >= body.length) return undefined;
-    const end = body.indexOf(NEWLINE, at);
-    return end < 0 ? undefined : [body.toString('latin1', at, end), end + 1];
-  };
+  const lineAt = (at: number) => lineIn(body, at, body.length);
   let pos = 0;
   while (pos < body.length) {
     if (body[pos] === NEWLINE && tables.length > 0) {
@@ -105,11 +108,7 @@ export function indexBody(body: Buffer): BodyIndex | undefined {
 
 /** The head and objects of the table in BODY[start, end), whose declaration lines begin at FROM. */
 function cutTable(body: Buffer, start: number, from: number, end: number): { head: Buffer; objects: ObjectIndex[] } | undefined {
-  const lineAt = (at: number): [string, number] | undefined => {
-    if (at >= end) return undefined;
-    const lineEnd = body.indexOf(NEWLINE, at);
-    return lineEnd < 0 || lineEnd >= end ? undefined : [body.toString('latin1', at, lineEnd), lineEnd + 1];
-  };
+  const lineAt = (at: number) => lineIn(body, at, end);
   let pos = from;
   let headEnd = pos;
   const objects: ObjectIndex[] = [];
