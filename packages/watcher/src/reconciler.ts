@@ -757,12 +757,10 @@ export class Reconciler {
   /**
    * `nft --check` of TEXT, then (unless dry run) `nft -f`. When HITLESS is given it is computed while the check
    * runs (it lists the live tables) and, if it yields an equivalent text that keeps base chains, that text is
-   * applied instead; should nft refuse it, TEXT itself is applied.
-   */
-  /**
-   * `nft --check`, then `nft -f`. CHECK_FIRST false skips the check: for incremental transactions, which are atomic and
-   * fall back to a checked whole apply when nft refuses them, so a check would only start nft twice (at 50 000
-   * services each start costs about as much as the transaction itself).
+   * applied instead; should nft refuse it, TEXT itself is applied. CHECK_FIRST false goes straight to `nft -f`
+   * of TEXT: for incremental transactions, which are atomic and fall back to a checked whole apply when nft
+   * refuses them, so a check would only start nft twice (at 50 000 services each start costs about as much as
+   * the transaction itself).
    */
   private async runTx(
     text: string,
@@ -773,32 +771,27 @@ export class Reconciler {
     const { driver, clock, metrics } = this.options;
     const started = clock.monotonic();
     try {
-      if (!checkFirst) {
-        const applying = driver.apply(text, nftTarget);
-        await faultWhileChildRuns('during-apply');
-        const apply = await applying;
-        if (apply.ok) faultPoint('after-apply');
-        return apply.ok ? { ok: true } : { ok: false, stderr: apply.stderr, phase: 'apply' };
-      }
-      faultPoint('before-check');
-      const checking = driver.check(text, nftTarget);
-      await faultWhileChildRuns('during-check');
-      const [check, alternative] = await Promise.all([checking, hitless && !this.options.dryRun ? hitless().catch(() => undefined) : undefined]);
-      if (!check.ok) return { ok: false, stderr: check.stderr, phase: 'check' };
-      if (this.options.dryRun) return { ok: true };
-      faultPoint('between-check-and-apply');
-      if (alternative !== undefined && alternative !== text) {
-        const applying = driver.apply(alternative, nftTarget);
-        await faultWhileChildRuns('during-apply');
-        const kept = await applying;
-        if (kept.ok) {
-          faultPoint('after-apply');
-          return { ok: true, hitless: true };
+      if (checkFirst) {
+        faultPoint('before-check');
+        const checking = driver.check(text, nftTarget);
+        await faultWhileChildRuns('during-check');
+        const [check, alternative] = await Promise.all([checking, hitless && !this.options.dryRun ? hitless().catch(() => undefined) : undefined]);
+        if (!check.ok) return { ok: false, stderr: check.stderr, phase: 'check' };
+        if (this.options.dryRun) return { ok: true };
+        faultPoint('between-check-and-apply');
+        if (alternative !== undefined && alternative !== text) {
+          const applying = driver.apply(alternative, nftTarget);
+          await faultWhileChildRuns('during-apply');
+          const kept = await applying;
+          if (kept.ok) {
+            faultPoint('after-apply');
+            return { ok: true, hitless: true };
+          }
+          this.options.logger.debug('hitless.fallback', 'nft refused the keep-base-chains form; applying the artifact as written', {
+            netns: nftTarget?.netns ?? 'host',
+            error: firstLines(kept.stderr),
+          });
         }
-        this.options.logger.debug('hitless.fallback', 'nft refused the keep-base-chains form; applying the artifact as written', {
-          netns: nftTarget?.netns ?? 'host',
-          error: firstLines(kept.stderr),
-        });
       }
       const applying = driver.apply(text, nftTarget);
       await faultWhileChildRuns('during-apply');
