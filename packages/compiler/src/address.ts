@@ -6,7 +6,31 @@ export type Family = 4 | 6;
 export interface IpAddress {
   readonly family: Family;
   readonly text: string;
+  /** The bytes as a string of one character per byte: compared with `<`, it orders addresses byte by byte. */
+  readonly key: string;
   readonly bytes: readonly number[];
+}
+
+/**
+ * The bytes live in a short string and the array is made only when asked for: a model at 50 000 services holds
+ * 300 000 addresses, and a 16-number array per address was a fifth of its memory.
+ */
+class Address implements IpAddress {
+  constructor(
+    readonly family: Family,
+    readonly text: string,
+    readonly key: string,
+  ) {}
+
+  get bytes(): number[] {
+    const bytes = new Array<number>(this.key.length);
+    for (let i = 0; i < bytes.length; i++) bytes[i] = this.key.charCodeAt(i);
+    return bytes;
+  }
+}
+
+function addressOf(family: Family, text: string, bytes: readonly number[]): IpAddress {
+  return new Address(family, text, String.fromCharCode(...bytes));
 }
 
 export interface Cidr {
@@ -21,10 +45,10 @@ export type Parsed<T> = { readonly ok: true; readonly value: T } | { readonly ok
 
 function fromParsed(addr: ipaddr.IPv4 | ipaddr.IPv6): IpAddress {
   if (addr.kind() === 'ipv4') {
-    return { family: 4, text: addr.toString(), bytes: addr.toByteArray() };
+    return addressOf(4, addr.toString(), addr.toByteArray());
   }
   const v6 = addr as ipaddr.IPv6;
-  return { family: 6, text: v6.toRFC5952String(), bytes: v6.toByteArray() };
+  return addressOf(6, v6.toRFC5952String(), v6.toByteArray());
 }
 
 const DOTTED_QUAD = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
@@ -35,7 +59,7 @@ export function parseAddress(text: string): Parsed<IpAddress> {
   const quad = DOTTED_QUAD.exec(text);
   if (quad) {
     const bytes = [Number(quad[1]), Number(quad[2]), Number(quad[3]), Number(quad[4])];
-    return { ok: true, value: { family: 4, text: bytes.join('.'), bytes } };
+    return { ok: true, value: addressOf(4, bytes.join('.'), bytes) };
   }
   const fast = parseHexIPv6(text);
   if (fast) return { ok: true, value: fast };
@@ -99,12 +123,13 @@ function finishIPv6(parsed: number[], count: number, gap: number): IpAddress | u
     for (let k = 0; k < gap; k++) groups[k] = parsed[k]!;
     for (let k = 0; k < tail; k++) groups[8 - tail + k] = parsed[gap + k]!;
   }
-  const bytes = new Array<number>(16);
-  for (let k = 0; k < 8; k++) {
-    bytes[2 * k] = groups[k]! >> 8;
-    bytes[2 * k + 1] = groups[k]! & 0xff;
-  }
-  return { family: 6, text: rfc5952(groups), bytes };
+  const g = groups as [number, number, number, number, number, number, number, number];
+  // One call, so the key is one flat string rather than a rope of sixteen.
+  const key = String.fromCharCode(
+    g[0] >> 8, g[0] & 0xff, g[1] >> 8, g[1] & 0xff, g[2] >> 8, g[2] & 0xff, g[3] >> 8, g[3] & 0xff,
+    g[4] >> 8, g[4] & 0xff, g[5] >> 8, g[5] & 0xff, g[6] >> 8, g[6] & 0xff, g[7] >> 8, g[7] & 0xff,
+  );
+  return new Address(6, rfc5952(groups), key);
 }
 
 /** RFC 5952 text: lowercase, no leading zeros, the longest run (two or more, leftmost) of zero groups as `::`. */
@@ -190,11 +215,11 @@ export function compareBytes(a: readonly number[], b: readonly number[]): number
 }
 
 export function compareAddresses(a: IpAddress, b: IpAddress): number {
-  return compareBytes(a.bytes, b.bytes);
+  return a.key.length - b.key.length || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
 }
 
 export function compareCidrs(a: Cidr, b: Cidr): number {
-  return compareBytes(a.network.bytes, b.network.bytes) || a.prefix - b.prefix;
+  return compareAddresses(a.network, b.network) || a.prefix - b.prefix;
 }
 
 /** True when INNER lies entirely inside OUTER (same family). */

@@ -12,16 +12,22 @@ export const LOAD_LIMITS = {
 
 export type PathSegment = string | number;
 
+/** Maps a path inside one document back to a line and column. */
+export interface Locator {
+  /** Position of the value at PATH, or of its nearest existing ancestor. */
+  locate(path: readonly PathSegment[]): Position;
+  /** Position of the key of the property at PATH (for unknown-field errors). */
+  locateKey(path: readonly PathSegment[]): Position;
+}
+
 /** One YAML document with the means to map a path inside it back to a line and column. */
 export interface LoadedDocument {
   readonly file: string;
   /** 0-based index of the document in its file. */
   readonly index: number;
   readonly value: unknown;
-  /** Position of the value at PATH, or of its nearest existing ancestor. */
-  locate(path: readonly PathSegment[]): Position;
-  /** Position of the key of the property at PATH (for unknown-field errors). */
-  locateKey(path: readonly PathSegment[]): Position;
+  /** Holds the file's precise parse (made on first use), never the value: the model keeps it per object. */
+  readonly locator: Locator;
 }
 
 /** True when VALUE nests deeper than LIMIT levels (a scalar is level 0, a mapping or list of scalars level 1). */
@@ -87,7 +93,7 @@ export function loadFile(source: SourceFile, bag: DiagnosticBag): LoadedDocument
           bag.add('YAML_TOO_DEEP', precise.documentStart(index), `the document nests deeper than ${LOAD_LIMITS.maxDepth} levels`);
           return;
         }
-        result.push(makeDocument(source.path, index, value, () => precise.document(index), precise.position));
+        result.push({ file: source.path, index, value, locator: new DocumentLocator(precise, index) });
       });
       return result;
     }
@@ -204,7 +210,7 @@ function loadPrecisely(source: SourceFile, bag: DiagnosticBag, precise: PreciseP
       bag.add('YAML_TOO_DEEP', position(doc.contents.range?.[0] ?? 0), `the document nests deeper than ${LOAD_LIMITS.maxDepth} levels`);
       return;
     }
-    result.push(makeDocument(source.path, index, value, () => doc, position));
+    result.push({ file: source.path, index, value, locator: new DocumentLocator(precise, index) });
   });
   return result;
 }
@@ -237,44 +243,45 @@ function duplicateKeys(doc: Document.Parsed): number[] {
   return found;
 }
 
-function makeDocument(
-  file: string,
-  index: number,
-  value: unknown,
-  getDoc: () => Document.Parsed | undefined,
-  position: (offset: number) => Position,
-): LoadedDocument {
-  const nodeAt = (path: readonly PathSegment[]): Node | undefined => {
-    const doc = getDoc();
+/**
+ * A class rather than closures: the model keeps one locator per object (60 000 at scale), and closures made
+ * in the loops above would also keep those loops' scopes, with every document of the file, alive.
+ */
+class DocumentLocator implements Locator {
+  constructor(
+    private readonly precise: PreciseParse,
+    private readonly index: number,
+  ) {}
+
+  private nodeAt(path: readonly PathSegment[]): Node | undefined {
+    const doc = this.precise.document(this.index);
     if (!doc) return undefined;
     for (let length = path.length; length >= 0; length--) {
       const node = length === 0 ? doc.contents : doc.getIn(path.slice(0, length), true);
       if (isNode(node) && node.range) return node;
     }
     return undefined;
-  };
-  return {
-    file,
-    index,
-    value,
-    locate(path) {
-      return position(nodeAt(path)?.range?.[0] ?? 0);
-    },
-    locateKey(path) {
-      const parent = nodeAt(path.slice(0, -1));
-      const key = path[path.length - 1];
-      if (parent && isMap(parent)) {
-        for (const item of parent.items) {
-          if (isPair(item) && isScalar(item.key) && item.key.value === key && item.key.range) {
-            return position(item.key.range[0]);
-          }
+  }
+
+  locate(path: readonly PathSegment[]): Position {
+    return this.precise.position(this.nodeAt(path)?.range?.[0] ?? 0);
+  }
+
+  locateKey(path: readonly PathSegment[]): Position {
+    const { position } = this.precise;
+    const parent = this.nodeAt(path.slice(0, -1));
+    const key = path[path.length - 1];
+    if (parent && isMap(parent)) {
+      for (const item of parent.items) {
+        if (isPair(item) && isScalar(item.key) && item.key.value === key && item.key.range) {
+          return position(item.key.range[0]);
         }
       }
-      if (parent && isSeq(parent) && typeof key === 'number') {
-        const item = parent.items[key];
-        if (isNode(item) && item.range) return position(item.range[0]);
-      }
-      return position(parent?.range?.[0] ?? 0);
-    },
-  };
+    }
+    if (parent && isSeq(parent) && typeof key === 'number') {
+      const item = parent.items[key];
+      if (isNode(item) && item.range) return position(item.range[0]);
+    }
+    return position(parent?.range?.[0] ?? 0);
+  }
 }

@@ -203,7 +203,8 @@ function shardCount(elements: number): number {
 function shardOf(address: IpAddress, shards: number): number {
   if (shards === 1) return 0;
   let hash = 0x811c9dc5;
-  for (const byte of address.bytes) hash = Math.imul(hash ^ byte, 0x01000193);
+  const { key } = address;
+  for (let i = 0; i < key.length; i++) hash = Math.imul(hash ^ key.charCodeAt(i), 0x01000193);
   return (hash >>> 0) % shards;
 }
 

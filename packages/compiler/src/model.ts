@@ -11,7 +11,7 @@ import {
 } from './address.js';
 import { compareStrings, type DiagnosticBag, type Position } from './diagnostics.js';
 import type { CompilerExtension, ExtensionObject } from './extension.js';
-import type { PathSegment } from './load.js';
+import type { Locator, PathSegment } from './load.js';
 import type { ValidatedObject } from './validate.js';
 
 export type Protocol = 'tcp' | 'udp' | 'sctp';
@@ -22,7 +22,7 @@ export interface Origin {
   readonly ref: string;
   /** The source file, as the caller named it. */
   readonly file: string;
-  readonly at: (path: readonly PathSegment[]) => Position;
+  at(path: readonly PathSegment[]): Position;
 }
 
 export interface ServicePort {
@@ -171,14 +171,22 @@ export function protocolOrder(p: Protocol): number {
 
 type Spec = Record<string, unknown>;
 
+/** One small object per model object: `at` lives on the prototype, the locator is shared with nothing else. */
+class ObjectOrigin implements Origin {
+  constructor(
+    readonly ref: string,
+    readonly file: string,
+    private readonly locator: Locator,
+  ) {}
+
+  at(path: readonly PathSegment[]): Position {
+    return this.locator.locate(path.length === 1 && path[0] === '$name' ? ['metadata', 'name'] : ['spec', ...path]);
+  }
+}
+
 export function makeOrigin(object: ValidatedObject): Origin {
   // Only the locator is kept: holding the object would keep its whole YAML tree alive with the model.
-  const locate = object.document.locate;
-  return {
-    ref: `${object.kind}/${object.name}`,
-    file: object.document.file,
-    at: (path) => locate(path.length === 1 && path[0] === '$name' ? ['metadata', 'name'] : ['spec', ...path]),
-  };
+  return new ObjectOrigin(`${object.kind}/${object.name}`, object.document.file, object.document.locator);
 }
 
 function addressAt(bag: DiagnosticBag, origin: Origin, path: PathSegment[], text: string): IpAddress | undefined {
@@ -506,7 +514,7 @@ function buildArtifact(object: ValidatedObject, bag: DiagnosticBag): ArtifactSpe
  */
 export class ModelBuilder {
   /** Kind/name → where to find the first object of that name, when a second one turns up. */
-  private readonly seen = new Map<string, ValidatedObject['document']['locate']>();
+  private readonly seen = new Map<string, Locator>();
   private readonly loadBalancers: LoadBalancer[] = [];
   private readonly policies: NetworkPolicy[] = [];
   private readonly settings: Settings[] = [];
@@ -521,16 +529,16 @@ export class ModelBuilder {
   add(object: ValidatedObject): void {
     const { bag } = this;
     const key = `${object.kind}/${object.name}`;
-    const locateFirst = this.seen.get(key);
-    if (locateFirst) {
-      const first = locateFirst(['metadata', 'name']);
-      bag.add('DUPLICATE_NAME', object.document.locate(['metadata', 'name']), `${key} is already defined at ${first.file}:${first.line}:${first.column}`, {
+    const firstLocator = this.seen.get(key);
+    if (firstLocator) {
+      const first = firstLocator.locate(['metadata', 'name']);
+      bag.add('DUPLICATE_NAME', object.document.locator.locate(['metadata', 'name']), `${key} is already defined at ${first.file}:${first.line}:${first.column}`, {
         hint: 'names are unique per kind; rename one of them',
         object: key,
       });
       return;
     }
-    this.seen.set(key, object.document.locate);
+    this.seen.set(key, object.document.locator);
     switch (object.kind) {
       case 'LoadBalancer': {
         const built = buildLoadBalancer(object, bag);

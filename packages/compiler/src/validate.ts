@@ -95,7 +95,7 @@ export function validateDocuments(documents: readonly LoadedDocument[], bag: Dia
   for (const document of documents) {
     const value = document.value;
     if (!isRecord(value)) {
-      bag.add('DOCUMENT_NOT_OBJECT', document.locate([]), 'a document must be a mapping with apiVersion, kind, metadata and spec');
+      bag.add('DOCUMENT_NOT_OBJECT', document.locator.locate([]), 'a document must be a mapping with apiVersion, kind, metadata and spec');
       continue;
     }
     const apiVersion = value.apiVersion;
@@ -103,7 +103,7 @@ export function validateDocuments(documents: readonly LoadedDocument[], bag: Dia
     if (!version) {
       bag.add(
         'UNKNOWN_API_VERSION',
-        document.locate(apiVersion === undefined ? [] : ['apiVersion']),
+        document.locator.locate(apiVersion === undefined ? [] : ['apiVersion']),
         apiVersion === undefined ? 'the document has no apiVersion' : `apiVersion ${JSON.stringify(apiVersion)} is not supported`,
         { hint: `supported: ${SUPPORTED_API_VERSIONS.join(', ')}` },
       );
@@ -114,7 +114,7 @@ export function validateDocuments(documents: readonly LoadedDocument[], bag: Dia
     if (typeof kind !== 'string' || !kinds.includes(kind)) {
       bag.add(
         'UNKNOWN_KIND',
-        document.locate(kind === undefined ? [] : ['kind']),
+        document.locator.locate(kind === undefined ? [] : ['kind']),
         kind === undefined ? 'the document has no kind' : `kind ${JSON.stringify(kind)} is not supported in ${String(apiVersion)}`,
         { hint: `supported kinds: ${kinds.join(', ')}` },
       );
@@ -127,7 +127,7 @@ export function validateDocuments(documents: readonly LoadedDocument[], bag: Dia
         // `if`/anyOf wrappers repeat what their branches already said.
         if (error.keyword === 'if' || error.keyword === 'anyOf' || error.keyword === 'oneOf') continue;
         const t = translate(error);
-        bag.add(t.code, t.key ? document.locateKey(t.path) : document.locate(t.path), t.message, {
+        bag.add(t.code, t.key ? document.locator.locateKey(t.path) : document.locator.locate(t.path), t.message, {
           ...(t.hint !== undefined ? { hint: t.hint } : {}),
           ...(object !== undefined ? { object } : {}),
         });
