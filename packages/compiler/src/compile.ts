@@ -189,8 +189,11 @@ export function compile(sources: readonly SourceFile[], options: CompileOptions 
   const artifacts: CompiledArtifact[] = [];
   for (const plan of planned) {
     let lowered;
+    let body;
     try {
       lowered = lowerArtifact(plan.content);
+      // Rendering makes the elements of large maps, so it can find an unsafe name too.
+      body = renderTables(lowered.tables);
     } catch (error) {
       if (!(error instanceof UnsafeTextError)) throw error;
       const at = plan.spec?.origin.at([]) ?? { file: sources[0]?.path ?? '<input>', line: 1, column: 1 };
@@ -206,7 +209,6 @@ export function compile(sources: readonly SourceFile[], options: CompileOptions 
       });
       continue;
     }
-    const body = renderTables(lowered.tables);
     const { settings, loadBalancers, policies, extensionObjects } = plan.content;
     const usesSettings = lowered.tables.length > 0 && (loadBalancers.length > 0 || policies.length > 0 || extensionObjects.length === 0);
     const text = renderArtifact({
@@ -216,7 +218,10 @@ export function compile(sources: readonly SourceFile[], options: CompileOptions 
       body,
       extra: lowered.header,
     });
-    const headerLines = text.slice(0, text.length - body.length).split('\n').length - 1;
+    let bodyLength = 0;
+    for (const piece of body) bodyLength += piece.length;
+    const bodyStart = text.length - bodyLength;
+    const headerLines = text.slice(0, bodyStart).split('\n').length - 1;
     const { content } = plan;
     let origins: Map<string, Origin> | undefined;
     const originOf = (ref: string): Origin | undefined =>
@@ -225,7 +230,7 @@ export function compile(sources: readonly SourceFile[], options: CompileOptions 
           o.origin ? [[o.origin.ref, o.origin] as const] : [],
         ),
       )).get(ref);
-    const bodyLineSource = bodyLineSources(body);
+    const bodyLineSource = bodyLineSources(() => text.slice(bodyStart));
     // Looked up only when asked for (nft reported an error): positions need the precise YAML parse.
     const ruleSource = (line: number): RuleSource | undefined => {
       const ref = bodyLineSource(line - headerLines);

@@ -66,5 +66,9 @@ export interface IrMap {
   readonly flags: readonly string[];
   /** Per-element statements declared on the map, e.g. `counter`. */
   readonly statements?: readonly string[];
-  readonly elements: readonly (readonly [string, string])[];
+  /**
+   * Elements as `[key, value]` nft text. Large maps give a sequence that makes them while they are rendered
+   * (iterable again on every use), so 250 000 element strings never outlive their line.
+   */
+  readonly elements: Iterable<readonly [string, string]>;
 }

@@ -208,6 +208,29 @@ function shardOf(address: IpAddress, shards: number): number {
   return (hash >>> 0) % shards;
 }
 
+/** An iterable that runs MAKE on each use. */
+function madeOnUse<T>(make: () => Iterator<T>): Iterable<T> {
+  return { [Symbol.iterator]: make };
+}
+
+function forwardComment(forward: Forward): string {
+  return comment(`${forward.service.origin.ref} ${detail(forward.port)}`);
+}
+
+/** Backend map elements of FORWARDS: `address . protocol . port . slot : backend . port`, weights as runs of slots. */
+function* backendElements(forwards: readonly Forward[]): Generator<readonly [string, string]> {
+  for (const forward of forwards) {
+    const { service, port } = forward;
+    const key = forwardKey(forward);
+    const divisor = service.backends.reduce((g, b) => gcd(g, b.weight), 0);
+    let slot = 0;
+    for (const backend of service.backends) {
+      const target = `${backend.address.text} . ${backend.port ?? port.targetPort}`;
+      for (let k = 0; k < backend.weight / divisor; k++) yield [`${key} . ${slot++}`, target];
+    }
+  }
+}
+
 /** The key of a forward in the dispatch and backend maps: `address . protocol . port`. */
 function forwardKey(forward: Forward): string {
   return `${forward.service.address.text} . ${forward.port.protocol} . ${forward.port.port}`;
@@ -241,34 +264,32 @@ function lowerNatTableMaps(content: ArtifactContent): IrTable {
   for (const { service } of forwards) elementCount[service.address.family] += backendSlots(service);
   const shards: Record<4 | 6, number> = { 4: shardCount(elementCount[4]), 6: shardCount(elementCount[6]) };
   const mapSuffix = (family: 4 | 6, shard: number) => (shards[family] > 1 ? `-s${shard}` : '');
-  const dispatch: Record<4 | 6, [string, string][]> = { 4: [], 6: [] };
-  const backends: Record<4 | 6, [string, string][][]> = {
+  // Elements are made while rendering, from these lists: as strings held until then they were a third of
+  // the compiler's memory at 50 000 services.
+  const dispatch: Record<4 | 6, { forward: Forward; group: string }[]> = { 4: [], 6: [] };
+  const backends: Record<4 | 6, Forward[][]> = {
     4: Array.from({ length: shards[4] }, () => []),
     6: Array.from({ length: shards[6] }, () => []),
   };
   const empty: Record<4 | 6, string[]> = { 4: [], 6: [] };
   const groups = new Map<string, { family: 4 | 6; service: LoadBalancer; slots: number; name: string; map: string }>();
   for (const forward of forwards) {
-    const { service, port } = forward;
+    const { service } = forward;
     const family = service.address.family;
-    const key = forwardKey(forward);
-    const note = comment(`${service.origin.ref} ${detail(port)}`);
     if (service.backends.length === 0) {
-      empty[family].push(`${key} ${note}`);
+      empty[family].push(`${forwardKey(forward)} ${forwardComment(forward)}`);
       continue;
     }
     const shard = shardOf(service.address, shards[family]);
-    const divisor = service.backends.reduce((g, b) => gcd(g, b.weight), 0);
-    let slots = 0;
-    for (const backend of service.backends) {
-      const target = `${backend.address.text} . ${backend.port ?? port.targetPort}`;
-      for (let k = 0; k < backend.weight / divisor; k++) backends[family][shard]!.push([`${key} . ${slots++}`, target]);
-    }
+    backends[family][shard]!.push(forward);
+    const slots = backendSlots(service);
     const snat = service.snat ?? settings.snat;
     const suffix = mapSuffix(family, shard);
     const name = identifier(`${prefix}lb${family}-${service.scheduler}-${slots}${snat ? '-snat' : ''}${suffix}`);
     if (!groups.has(name)) groups.set(name, { family, service, slots, name, map: `backends${family}${suffix}` });
-    dispatch[family].push([`${key} ${note}`, `goto ${name}`]);
+    // Checked here, where an unsafe name is reported; made again while rendering.
+    forwardComment(forward);
+    dispatch[family].push({ forward, group: name });
   }
   const source = settingsRef(settings);
   const groupChains: IrChain[] = [...groups.values()]
@@ -308,13 +329,21 @@ function lowerNatTableMaps(content: ArtifactContent): IrTable {
   const fam = (family: 4 | 6) => (family === 4 ? 'ip' : 'ip6');
   const chains = [...natBaseChains(content, dispatchRules), noBackendsChain(settings, emptyRules), ...groupChains];
   const maps: IrMap[] = ([4, 6] as const).flatMap((family) => [
-    { name: `dispatch${family}`, type: `type ${serviceKey(family)} : verdict`, flags: [], statements: ['counter'], elements: dispatch[family] },
-    ...backends[family].map((elements, shard) => ({
+    {
+      name: `dispatch${family}`,
+      type: `type ${serviceKey(family)} : verdict`,
+      flags: [],
+      statements: ['counter'],
+      elements: madeOnUse(function* () {
+        for (const { forward, group } of dispatch[family]) yield [`${forwardKey(forward)} ${forwardComment(forward)}`, `goto ${group}`] as const;
+      }),
+    },
+    ...backends[family].map((list, shard) => ({
       name: `backends${family}${mapSuffix(family, shard)}`,
       type: `typeof ${fam(family)} daddr . meta l4proto . th dport . numgen inc mod 1 : ${fam(family)} daddr . th dport`,
       flags: [],
       statements: ['counter'],
-      elements,
+      elements: madeOnUse(() => backendElements(list)),
     })),
   ]);
   const sets: IrSet[] = ([4, 6] as const).map((family) => ({

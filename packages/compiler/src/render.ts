@@ -4,6 +4,7 @@ import { comment } from './nft-text.js';
 /**
  * Collects lines and joins them in chunks of flat text as it goes: a line is a rope of the IR's strings, and
  * keeping 300 000 of them alive until one final join made the garbage collector copy each of them twice.
+ * Chunks stay small enough for the young generation (a string of more than 128 KiB gets pages of its own).
  */
 class Lines {
   private readonly chunks: string[] = [];
@@ -11,18 +12,20 @@ class Lines {
 
   push(...lines: string[]): void {
     for (const line of lines) this.pending.push(line);
-    if (this.pending.length >= 4096) this.flush();
+    if (this.pending.length >= 512) this.flush();
   }
 
   private flush(): void {
     if (this.pending.length === 0) return;
+    this.pending.push('');
     this.chunks.push(this.pending.join('\n'));
     this.pending = [];
   }
 
-  text(): string {
+  /** The text as pieces whose concatenation is every line, each ended by a newline. */
+  pieces(): string[] {
     this.flush();
-    return this.chunks.join('\n');
+    return this.chunks;
   }
 }
 
@@ -35,12 +38,15 @@ function pushElements(lines: Lines, elements: readonly string[]): void {
   lines.push(`\t\t\t${elements[last]!}`, '\t\t}');
 }
 
-function pushMapElements(lines: Lines, elements: readonly (readonly [string, string])[]): void {
-  if (elements.length === 0) return;
-  lines.push('\t\telements = {');
-  const last = elements.length - 1;
-  for (let i = 0; i < last; i++) lines.push(`\t\t\t${elements[i]![0]} : ${elements[i]![1]},`);
-  lines.push(`\t\t\t${elements[last]![0]} : ${elements[last]![1]}`, '\t\t}');
+function pushMapElements(lines: Lines, elements: Iterable<readonly [string, string]>): void {
+  // One element behind, so the last one is known and goes without a comma.
+  let previous: readonly [string, string] | undefined;
+  for (const element of elements) {
+    if (previous === undefined) lines.push('\t\telements = {');
+    else lines.push(`\t\t\t${previous[0]} : ${previous[1]},`);
+    previous = element;
+  }
+  if (previous !== undefined) lines.push(`\t\t\t${previous[0]} : ${previous[1]}`, '\t\t}');
 }
 
 function renderRule(rule: IrRule): string {
@@ -61,9 +67,9 @@ function renderChain(chain: IrChain, lines: Lines): void {
 /**
  * Prints tables as one transaction that replaces each of them whole: `table` (creates it if missing, so
  * the delete cannot fail), `delete table`, then the full definition. Applying it twice gives the same
- * state, and nothing of an earlier version survives.
+ * state, and nothing of an earlier version survives. The result is pieces whose concatenation is the body.
  */
-export function renderTables(tables: readonly IrTable[]): string {
+export function renderTables(tables: readonly IrTable[]): string[] {
   const lines = new Lines();
   tables.forEach((table, tableIndex) => {
     if (tableIndex > 0) lines.push('');
@@ -90,7 +96,7 @@ export function renderTables(tables: readonly IrTable[]): string {
     }
     lines.push('}');
   });
-  return `${lines.text()}\n`;
+  return lines.pieces();
 }
 
 /** The `Kind/name` a comment names first, when its first word has that form. */
@@ -108,11 +114,11 @@ const COMMENT_OPEN = ' comment "';
  * their comment. Read back from the text rather than recorded while rendering, since it is only asked for
  * when nft reports an error, and recording it costs a map entry per line of a file that can hold 300 000.
  */
-export function bodyLineSources(body: string): (line: number) => string | undefined {
+export function bodyLineSources(body: () => string): (line: number) => string | undefined {
   let sources: Map<number, string> | undefined;
   const index = (): Map<number, string> => {
     const found = new Map<number, string>();
-    body.split('\n').forEach((line, i) => {
+    body().split('\n').forEach((line, i) => {
       // Rules and elements are indented twice or more; a set's or chain's own `comment` line names no object.
       if (!line.startsWith('\t\t') || line.startsWith('\t\tcomment ')) return;
       // A rule's comment is its last token; an element's comes before its `: value`, which holds none.
