@@ -4,7 +4,7 @@ import { renderArtifact, type TableRef } from '@nftops/artifact';
 import type { CompileOptions, CompileResult, CompiledArtifact, RuleSource, SourceFile } from './api.js';
 import { DiagnosticBag } from './diagnostics.js';
 import { EXTENSIONS } from './extensions.js';
-import { loadFile } from './load.js';
+import { loadFileInParts } from './load.js';
 import { backendSlots, forwardsOf, lowerArtifact, type ArtifactContent } from './lower.js';
 import { DEFAULT_SETTINGS, ModelBuilder, type ArtifactSpec, type LoadBalancer, type Model, type NetworkPolicy, type Origin, type Settings } from './model.js';
 import { UnsafeTextError } from './nft-text.js';
@@ -176,9 +176,11 @@ function checkArtifact(content: ArtifactContent, bag: DiagnosticBag): void {
 export function compile(sources: readonly SourceFile[], options: CompileOptions = {}): CompileResult {
   const bag = new DiagnosticBag();
   const builder = new ModelBuilder(bag, EXTENSIONS);
-  // File by file, so each file's YAML tree is garbage before the next one is parsed.
+  // A few documents at a time, so each part's YAML tree is garbage before the next one is parsed.
   for (const source of sources) {
-    for (const object of validateDocuments(loadFile(source, bag), bag)) builder.add(object);
+    for (const documents of loadFileInParts(source, bag)) {
+      for (const object of validateDocuments(documents, bag)) builder.add(object);
+    }
   }
   const model = builder.finish();
   const planned = planArtifacts(model, bag);

@@ -52,19 +52,60 @@ const LONE_CR = /\r(?!\n)/;
  */
 const AMBIGUOUS_SCALAR = /(?:^|[\s[{,:])(?:[-+]?0b[01]|[-+]0[ox][0-9a-fA-F]|[-+]\.[0-9])/m;
 
+/** Documents js-yaml reads at a time: small parts let each part's YAML tree die young, before the next is read. */
+const PART_DOCUMENTS = 32;
+
+/** A line that only a document marker or directive can start with (YAML forbids both inside any scalar). */
+const DOCUMENT_END_OR_DIRECTIVE = /^(?:\.\.\.(?:[ \t\r\n]|$)|%)/m;
+
 /**
- * Parses a file. The common case (no aliases, valid YAML) takes a fast parser for the values and keeps the
- * precise parser, which knows the position of every node, for when a diagnostic needs a position; anything
- * unusual (aliases, syntax errors, duplicate keys) goes straight to the precise parser, whose diagnostics
- * are the ones users see.
+ * TEXT cut before `---` lines into parts of about PER_PART documents each. YAML forbids such a line inside
+ * any scalar, so it always starts a document and the parts hold the same documents as the whole; a text with
+ * directives or `...` ends (which tie documents together) stays whole. Parsing the parts one after another
+ * gives the values of the whole, document for document (tests/load-parts.test.ts checks this).
  */
-export function loadFile(source: SourceFile, bag: DiagnosticBag): LoadedDocument[] {
+export function documentParts(text: string, perPart = PART_DOCUMENTS): string[] {
+  if (DOCUMENT_END_OR_DIRECTIVE.test(text)) return [text];
+  const parts: string[] = [];
+  let partStart = 0;
+  let documents = 0;
+  let lineStart = 0;
+  while (lineStart < text.length) {
+    if (text.startsWith('---', lineStart)) {
+      const next = text.charCodeAt(lineStart + 3);
+      // After `---`: end of text, space, tab, \r or \n.
+      if (Number.isNaN(next) || next === 32 || next === 9 || next === 13 || next === 10) {
+        if (documents >= perPart) {
+          parts.push(text.slice(partStart, lineStart));
+          partStart = lineStart;
+          documents = 0;
+        }
+        documents++;
+      }
+    }
+    const newline = text.indexOf('\n', lineStart);
+    if (newline < 0) break;
+    lineStart = newline + 1;
+  }
+  parts.push(text.slice(partStart));
+  return parts;
+}
+
+/**
+ * Parses a file into its documents, a few at a time (see documentParts), so the caller can build the model
+ * from each part before the next one is read. The common case (no aliases, valid YAML) takes a fast parser for
+ * the values and keeps the precise parser, which knows the position of every node, for when a diagnostic
+ * needs a position; anything unusual (aliases, syntax errors, duplicate keys) goes to the precise parser,
+ * whose diagnostics are the ones users see: for the whole file, or, when the fast parser stops at a later
+ * part, for the documents from that part on.
+ */
+export function* loadFileInParts(source: SourceFile, bag: DiagnosticBag): Generator<LoadedDocument[], void, undefined> {
   const start = { file: source.path, line: 1, column: 1 };
   if (Buffer.byteLength(source.text, 'utf8') > LOAD_LIMITS.maxFileBytes) {
     bag.add('YAML_TOO_LARGE', start, `the file is larger than ${LOAD_LIMITS.maxFileBytes} bytes`, {
       hint: 'split it into several files',
     });
-    return [];
+    return;
   }
   // js-yaml ends a line at a lone \r and yaml does not, so the two paths would read different documents; a
   // terminal also hides what a \r is followed by. Lines end with \n or \r\n.
@@ -75,19 +116,23 @@ export function loadFile(source: SourceFile, bag: DiagnosticBag): LoadedDocument
     bag.add('YAML_SYNTAX', { file: source.path, line, column: cr.index - before.lastIndexOf('\n') }, 'a carriage return (\\r) without a line feed', {
       hint: 'end lines with \\n or \\r\\n',
     });
-    return [];
+    return;
   }
   const precise = lazyPreciseParse(source);
+  let firstDocument = 0;
   if (!ALIAS.test(source.text) && !AMBIGUOUS_SCALAR.test(source.text)) {
-    let values: unknown[] | undefined;
-    try {
-      values = jsYaml.loadAll(source.text, undefined, { schema: jsYaml.CORE_SCHEMA, json: false });
-    } catch {
-      values = undefined;
-    }
-    if (values) {
+    let complete = true;
+    for (const part of documentParts(source.text)) {
+      let values: unknown[];
+      try {
+        values = jsYaml.loadAll(part, undefined, { schema: jsYaml.CORE_SCHEMA, json: false });
+      } catch {
+        complete = false;
+        break;
+      }
       const result: LoadedDocument[] = [];
-      values.forEach((value, index) => {
+      values.forEach((value, offset) => {
+        const index = firstDocument + offset;
         if (value === null || value === undefined) return;
         if (nestsDeeperThan(value, LOAD_LIMITS.maxDepth)) {
           bag.add('YAML_TOO_DEEP', precise.documentStart(index), `the document nests deeper than ${LOAD_LIMITS.maxDepth} levels`);
@@ -95,10 +140,17 @@ export function loadFile(source: SourceFile, bag: DiagnosticBag): LoadedDocument
         }
         result.push({ file: source.path, index, value, locator: new DocumentLocator(precise, index) });
       });
-      return result;
+      firstDocument += values.length;
+      yield result;
     }
+    if (complete) return;
   }
-  return loadPrecisely(source, bag, precise);
+  yield loadPrecisely(source, bag, precise, firstDocument);
+}
+
+/** Every document of a file at once (tests and small callers; the compiler takes them part by part). */
+export function loadFile(source: SourceFile, bag: DiagnosticBag): LoadedDocument[] {
+  return [...loadFileInParts(source, bag)].flat();
 }
 
 interface PreciseParse {
@@ -168,7 +220,8 @@ function lazyPreciseParse(source: SourceFile): PreciseParse {
   };
 }
 
-function loadPrecisely(source: SourceFile, bag: DiagnosticBag, precise: PreciseParse): LoadedDocument[] {
+/** The documents of a file from FIRST_DOCUMENT on (the ones before it were read by the fast parser), by the precise parser. */
+function loadPrecisely(source: SourceFile, bag: DiagnosticBag, precise: PreciseParse, firstDocument: number): LoadedDocument[] {
   const { position } = precise;
   const result: LoadedDocument[] = [];
   const deep = precise.tooDeepAt();
@@ -177,6 +230,7 @@ function loadPrecisely(source: SourceFile, bag: DiagnosticBag, precise: PreciseP
     return result;
   }
   precise.all().forEach((doc, index) => {
+    if (index < firstDocument) return;
     if (doc.errors.length > 0) {
       for (const error of doc.errors) {
         const code = error.code === 'DUPLICATE_KEY' ? 'YAML_DUPLICATE_KEY' : 'YAML_SYNTAX';
