@@ -4,6 +4,7 @@
 //
 //   npm run build && node tools/bench/scale.mjs [--sizes 1,1000,10000,50000] [--policies 10000]
 //        [--repetitions 25] [--duration 400] [--concurrency 64] [--apply-timeout 600] [--apply-runs 3] [--skip-dataplane]
+//        [--compile-runs 3] [--skip-apply]
 //        [--json out.json]
 //
 // The data-plane columns come from dataplane.mjs, run once at the end over every artifact that loaded
@@ -30,6 +31,8 @@ const { values } = parseArgs({
     'apply-timeout': { type: 'string', default: '600' },
     'apply-runs': { type: 'string', default: '3' },
     'skip-dataplane': { type: 'boolean', default: false },
+    'compile-runs': { type: 'string', default: '3' },
+    'skip-apply': { type: 'boolean', default: false },
     layouts: { type: 'string', default: 'maps,per-service' },
     json: { type: 'string' },
   },
@@ -39,6 +42,7 @@ const layouts = values.layouts.split(',');
 const policies = Number(values.policies);
 const applyTimeout = Number(values['apply-timeout']) * 1000;
 const applyRuns = Math.max(1, Number(values['apply-runs']));
+const compileRuns = Math.max(1, Number(values['compile-runs']));
 const work = mkdtempSync(join(tmpdir(), 'nftops-bench-'));
 const child = new URL('./compile-child.mjs', import.meta.url).pathname;
 
@@ -113,16 +117,27 @@ console.log(`# nftops scale benchmark — ${new Date().toISOString().slice(0, 10
 const files = new Map(); // row → artifact file, for the data-plane run
 for (const layout of layouts) {
   for (const services of sizes) {
-    const compiled = compileOnce(services, layout, false);
-    const next = compileOnce(services, layout, true);
-    const apply = await applyTimes(compiled.file, next.file);
-    const row = {
+    // Each compile in a fresh process; the median of --compile-runs, and the largest peak RSS.
+    const compiles = Array.from({ length: compileRuns }, () => compileOnce(services, layout, false));
+    const compiled = compiles[0];
+    const compileFields = {
       layout,
       services,
       policies: services >= 50000 ? policies : 0,
-      compileMs: Math.round(compiled.ms),
-      compileRssMiB: Math.round(compiled.maxRssMiB),
+      compileMs: Math.round(median(compiles.map((c) => c.ms))),
+      compileRuns: compiles.map((c) => Math.round(c.ms)),
+      compileRssMiB: Math.round(Math.max(...compiles.map((c) => c.maxRssMiB))),
       artifactMiB: +(compiled.bytes / 2 ** 20).toFixed(2),
+    };
+    if (values['skip-apply']) {
+      rows.push(compileFields);
+      console.log(JSON.stringify(compileFields));
+      continue;
+    }
+    const next = compileOnce(services, layout, true);
+    const apply = await applyTimes(compiled.file, next.file);
+    const row = {
+      ...compileFields,
       coldMs: apply.cold.timedOut ? `>${applyTimeout}` : Math.round(apply.cold.ms),
       warmMs: apply.warm ? Math.round(apply.warm.ms) : '-',
       incrementalMs: apply.incremental ? Math.round(apply.incremental.ms) : '-',
@@ -135,7 +150,7 @@ for (const layout of layouts) {
 }
 
 // One interleaved data-plane run over all artifacts that loaded: one group per layout, smallest size first.
-if (!values['skip-dataplane']) {
+if (!values['skip-dataplane'] && !values['skip-apply']) {
   const groups = layouts
     .map((layout) => rows.filter((row) => row.layout === layout && files.has(row)).sort((a, b) => a.services - b.services))
     .filter((group) => group.length > 0);
@@ -153,7 +168,7 @@ console.log('\n| layout | services | policies | compile ms | compile peak RSS Mi
 console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
 for (const r of rows) {
   const dp = formatResult(r.dataPlane);
-  console.log(`| ${r.layout} | ${r.services} | ${r.policies} | ${r.compileMs} | ${r.compileRssMiB} | ${r.artifactMiB} | ${r.coldMs} | ${r.warmMs} | ${r.incrementalMs} | ${dp.rate} | ${dp.spread} | ${dp.ratio} | ${dp.latency} |`);
+  console.log(`| ${r.layout} | ${r.services} | ${r.policies} | ${r.compileMs} | ${r.compileRssMiB} | ${r.artifactMiB} | ${r.coldMs ?? '-'} | ${r.warmMs ?? '-'} | ${r.incrementalMs ?? '-'} | ${dp.rate} | ${dp.spread} | ${dp.ratio} | ${dp.latency} |`);
 }
 if (values.json) writeFileSync(values.json, JSON.stringify(rows, null, 2));
 rmSync(work, { recursive: true, force: true });
