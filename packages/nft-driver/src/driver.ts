@@ -35,6 +35,11 @@ export interface NftDriver {
   listTables(target?: NftTarget): Promise<{ family: string; name: string }[]>;
   /** `nft -j list table FAMILY NAME`, or undefined when the table does not exist. */
   listTable(family: string, name: string, target?: NftTarget): Promise<NftTableJson | undefined>;
+  /**
+   * `nft -j list set|map|chain FAMILY TABLE NAME`: one object (a chain with its rules), or undefined when it does
+   * not exist. Much cheaper than listing its table when the table is large (nft fetches only what it names).
+   */
+  listObject(kind: 'set' | 'map' | 'chain', family: string, table: string, name: string, target?: NftTarget): Promise<NftTableJson | undefined>;
   /** `nft -j list ruleset`. */
   listRuleset(target?: NftTarget): Promise<NftTableJson>;
 }

@@ -133,6 +133,7 @@ export function createNftDriver(options: NftDriverOptions = {}): NftDriver {
       });
     },
     listTable: (family, name, target) => listJson(['list', 'table', family, name], target),
+    listObject: (kind, family, table, name, target) => listJson(['list', kind, family, table, name], target),
     async listRuleset(target) {
       return (await listJson(['list', 'ruleset'], target)) ?? [];
     },

@@ -1,7 +1,7 @@
 import type { NftDriver, NftResult, NftTableJson, NftTarget } from './driver.js';
 
 export interface FakeNftCall {
-  readonly op: 'version' | 'check' | 'apply' | 'listTables' | 'listTable' | 'listRuleset';
+  readonly op: 'version' | 'check' | 'apply' | 'listTables' | 'listTable' | 'listObject' | 'listRuleset';
   readonly netns: string | undefined;
   readonly ruleset?: string;
 }
@@ -98,6 +98,13 @@ export class FakeNftDriver implements NftDriver {
     this.calls.push({ op: 'listTable', netns: target?.netns });
     const body = this.tables(target).get(`${family} ${name}`);
     return body === undefined ? undefined : [{ table: { family, name } }, { fake_body: body }];
+  }
+
+  /** The fake keeps tables as text, so it cannot list one object of a table that exists. */
+  async listObject(kind: 'set' | 'map' | 'chain', family: string, table: string, name: string, target?: NftTarget): Promise<NftTableJson | undefined> {
+    this.calls.push({ op: 'listObject', netns: target?.netns });
+    if (!this.tables(target).has(`${family} ${table}`)) return undefined;
+    throw new Error(`the fake nft driver lists whole tables only (asked for ${kind} ${family} ${table} ${name})`);
   }
 
   async listRuleset(target?: NftTarget): Promise<NftTableJson> {

@@ -136,6 +136,7 @@ export class Agent {
         apply: (ruleset, target) => transactions.apply(ruleset, target),
         listTables: (target) => reads.listTables(target),
         listTable: (family, name, target) => reads.listTable(family, name, target),
+        listObject: (kind, family, table, name, target) => reads.listObject(kind, family, table, name, target),
         listRuleset: (target) => reads.listRuleset(target),
       };
     }

@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import type { NftTableJson } from '@nftops/nft-driver';
 
 /**
- * The fingerprint of a set of live tables: sha256 over a canonical JSON form of `nft -j list table` output,
- * with everything that changes without anyone editing the rules removed:
+ * The fingerprint of a set of live tables: sha256 over a canonical form of `nft -j list table` output (see
+ * tablesModel), with everything that changes without anyone editing the rules removed:
  *
  *  - `metainfo` objects (nft version),
  *  - rule and object `handle`s (they change on every re-apply),
@@ -31,52 +31,31 @@ function isDynamicSet(object: Record<string, unknown>): boolean {
 }
 
 /**
- * The canonical form: objects sorted (their listing order follows creation order, which the keep-base-chains
- * apply changes), rules grouped by chain in their order within the chain (which matters).
+ * One fingerprint for the given tables: a digest over the digests of their objects (see tablesModel), so the
+ * fingerprint after an incremental apply follows from the objects it touched, read back alone.
  */
-export function canonicalTable(json: NftTableJson | undefined): unknown {
-  if (json === undefined) return null;
-  const items = json
-    .filter((item) => !('metainfo' in item))
-    .map((item) => {
-      for (const kind of ['set', 'map']) {
-        const object = item[kind] as Record<string, unknown> | undefined;
-        if (object && isDynamicSet(object)) {
-          const { elem: _elem, ...rest } = object;
-          return normalise({ [kind]: rest });
-        }
-        if (object && Array.isArray(object.elem)) {
-          // Elements are a set: the kernel lists them in hash order, which depends on insertion history.
-          const normalised = normalise({ [kind]: object }) as Record<string, Record<string, unknown>>;
-          const elements = (normalised[kind]!.elem as unknown[]).map((e) => [JSON.stringify(e), e] as const);
-          elements.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-          normalised[kind]!.elem = elements.map(([, e]) => e);
-          return normalised;
-        }
-      }
-      return normalise(item);
-    }) as Record<string, Record<string, unknown>>[];
-  const objects = items.filter((item) => !('rule' in item)).map((item) => JSON.stringify(item)).sort();
-  const rules = items.filter((item) => 'rule' in item);
-  const chains = [...new Set(rules.map((item) => String(item.rule!.chain)))].sort();
-  return [...objects.map((text) => JSON.parse(text) as unknown), ...chains.flatMap((chain) => rules.filter((item) => String(item.rule!.chain) === chain))];
+export function fingerprint(tables: readonly { family: string; name: string; json: NftTableJson | undefined }[]): string {
+  return modelFingerprint(tablesModel(tables));
 }
 
-/** One fingerprint for the given tables, in the given order. */
-export function fingerprint(tables: readonly { family: string; name: string; json: NftTableJson | undefined }[]): string {
-  const canonical = tables.map((t) => [`${t.family} ${t.name}`, canonicalTable(t.json)]);
-  return createHash('sha256').update(JSON.stringify(canonical)).digest('hex');
+/** The fingerprint of a model: sha256 over its objects' keys and digests, in key order. */
+export function modelFingerprint(model: TablesModel): string {
+  const hash = createHash('sha256');
+  for (const key of [...model.keys()].sort()) hash.update(`${key}\t${model.get(key)!.digest}\n`);
+  return hash.digest('hex');
 }
 
 /**
  * A compact model of live tables, kept in memory after each read-back so the next incremental apply can be
  * checked: per object its canonical declaration, per set or map the multiset of its elements (as 53-bit hashes
- * of their canonical JSON), per chain its canonical rules.
+ * of their canonical JSON), per chain its canonical rules; and per object a sha256 digest of all of it (the
+ * elements in sorted order, since the kernel lists them in hash order).
  */
 export interface ObjectModel {
   readonly decl: string;
   readonly elements?: ReadonlyMap<number, number>;
   readonly rules?: readonly string[];
+  readonly digest: string;
 }
 
 export type TablesModel = ReadonlyMap<string, ObjectModel>;
@@ -95,9 +74,19 @@ function hash53(text: string): number {
   return (h2 >>> 0) * 2 ** 21 + ((h1 >>> 0) & 0x1fffff);
 }
 
-/** Builds the model of the given tables (as `nft -j list table` returned them). */
+function sha256Lines(lines: readonly string[]): string {
+  const hash = createHash('sha256');
+  for (const line of lines) hash.update(`${line}\n`);
+  return hash.digest('hex');
+}
+
+/**
+ * Builds the model of the given objects: whole tables as `nft -j list table` returns them, or single sets, maps
+ * and chains as `nft -j list set|map|chain` does (the same objects, so a model patched with those equals the
+ * model of a fresh table listing).
+ */
 export function tablesModel(tables: readonly { family: string; name: string; json: NftTableJson | undefined }[]): TablesModel {
-  const model = new Map<string, ObjectModel & { rules?: string[] }>();
+  const model = new Map<string, { decl: string; elements?: Map<number, number>; rules?: string[]; digest: string }>();
   for (const table of tables) {
     if (table.json === undefined) continue;
     for (const item of table.json) {
@@ -108,7 +97,7 @@ export function tablesModel(tables: readonly { family: string; name: string; jso
         const chain = model.get(key);
         const text = JSON.stringify(rule);
         if (chain?.rules) chain.rules.push(text);
-        else model.set(key, { decl: chain?.decl ?? '', rules: [text] });
+        else model.set(key, { decl: chain?.decl ?? '', rules: [text], digest: '' });
         continue;
       }
       const kind = Object.keys(item)[0]!;
@@ -116,19 +105,27 @@ export function tablesModel(tables: readonly { family: string; name: string; jso
       const key = kind === 'table' ? `table ${String(value.family)} ${String(value.name)}` : `${kind} ${String(value.family)} ${String(value.table)} ${String(value.name)}`;
       if (kind === 'set' || kind === 'map') {
         const { elem, ...rest } = value;
+        const decl = JSON.stringify(normalise({ [kind]: rest }));
         const elements = new Map<number, number>();
+        const texts: string[] = [];
         if (!isDynamicSet(value) && Array.isArray(elem)) {
           for (const element of elem) {
-            const h = hash53(JSON.stringify(normalise(element)));
+            const text = JSON.stringify(normalise(element));
+            texts.push(text);
+            const h = hash53(text);
             elements.set(h, (elements.get(h) ?? 0) + 1);
           }
         }
-        model.set(key, { decl: JSON.stringify(normalise({ [kind]: rest })), elements });
+        texts.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+        model.set(key, { decl, elements, digest: sha256Lines([decl, ...texts]) });
         continue;
       }
       const existing = model.get(key);
-      model.set(key, { decl: JSON.stringify(normalise(item)), ...(kind === 'chain' ? { rules: existing?.rules ?? [] } : {}) });
+      model.set(key, { decl: JSON.stringify(normalise(item)), ...(kind === 'chain' ? { rules: existing?.rules ?? [] } : {}), digest: '' });
     }
+  }
+  for (const object of model.values()) {
+    if (object.digest === '') object.digest = sha256Lines([object.decl, ...(object.rules ?? [])]);
   }
   return model;
 }
@@ -144,6 +141,45 @@ export interface IncrementalEffects {
   readonly elements: ReadonlyMap<string, { readonly deleted: number; readonly added: number }>;
   readonly chains: ReadonlyMap<string, number>;
   readonly removedChains: ReadonlySet<string>;
+}
+
+/** One set, map or chain of a model: what `nft list set|map|chain` names. */
+export interface ObjectRef {
+  readonly kind: 'set' | 'map' | 'chain';
+  readonly family: string;
+  readonly table: string;
+  readonly name: string;
+}
+
+/**
+ * The objects an incremental apply with EFFECTS wrote, when all of them exist in BEFORE; undefined when it
+ * created or removed an object (then only a listing of the whole tables shows the result, handles included).
+ */
+export function touchedObjects(before: TablesModel, effects: IncrementalEffects): ObjectRef[] | undefined {
+  if (effects.removedChains.size > 0) return undefined;
+  const found: ObjectRef[] = [];
+  const find = (kinds: readonly ObjectRef['kind'][], ref: string): boolean => {
+    const kind = kinds.find((k) => before.has(`${k} ${ref}`));
+    const [family, table, name] = ref.split(' ');
+    if (kind === undefined || name === undefined) return false;
+    found.push({ kind, family: family!, table: table!, name });
+    return true;
+  };
+  for (const ref of effects.elements.keys()) if (!find(['set', 'map'], ref)) return undefined;
+  for (const ref of effects.chains.keys()) if (!find(['chain'], ref)) return undefined;
+  return found;
+}
+
+/** BEFORE with the given objects replaced by their fresh listings (an undefined listing: the object is gone). */
+export function patchModel(before: TablesModel, listed: readonly { object: ObjectRef; json: NftTableJson | undefined }[]): TablesModel {
+  const patched = new Map(before);
+  for (const { object, json } of listed) {
+    const key = `${object.kind} ${object.family} ${object.table} ${object.name}`;
+    patched.delete(key);
+    const fresh = tablesModel([{ family: object.family, name: object.table, json }]).get(key);
+    if (fresh) patched.set(key, fresh);
+  }
+  return patched;
 }
 
 /**

@@ -4,7 +4,7 @@ export { Reconciler, composeTransaction, type ReconcileOptions, type ReconcileRe
 export { buildConfig, parseDuration, parseListen, readConfigFile, DEFAULTS, type WatchConfig, type SourceSpec, type ConfigFile } from './config.js';
 export { scanSources, scanSource, judge, targetFor, HOST, type DesiredArtifact, type ScannedSource, type Target, type Verdict } from './scan.js';
 export { guardBody, type GuardResult } from './body-guard.js';
-export { fingerprint, canonicalTable } from './fingerprint.js';
+export { fingerprint } from './fingerprint.js';
 export { StateStore, readStatusFile, writeFileAtomic, STATUS_FILE, type LoadedState, type StoredState } from './state-store.js';
 export { WatchMetrics } from './metrics.js';
 export { startStatusServer } from './http.js';

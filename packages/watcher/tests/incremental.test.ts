@@ -181,6 +181,31 @@ describe('incremental apply: decisions (in-memory nft)', () => {
     await pass(r);
     expect(applies()[0]!.ruleset).toBe('add chain inet t_lb extra\nflush chain inet t_lb svc\nadd rule inet t_lb svc counter\nadd rule inet t_lb svc drop\nadd rule inet t_lb extra counter\n');
     expect(r.status(0).artifacts[0]!.applied!.mode).toBe('incremental');
+    // A new chain has a handle only a listing of its table shows: the whole table is read back.
+    expect(nft.calls.filter((c) => c.op.startsWith('list')).map((c) => c.op)).toEqual(['listTable']);
+    expect(logger.events.filter((e) => e.event === 'apply.ok').map((e) => e.fields.readScope)).toEqual(['tables', 'tables']);
+  });
+
+  it('reads back only the objects an incremental change wrote; drift elsewhere is found by the next drift check', async () => {
+    await writeFile(join(dir, 'lb.nft'), lb(base, { chains: { svc: ['counter', 'accept'] } }));
+    const r = reconciler();
+    await pass(r);
+    const recorded = r.status(0).artifacts[0]!.applied!.fingerprint;
+    nft.tamperRules('inet', 't_lb', 'svc', ['counter', 'drop']); // drift in a chain the next change does not touch
+    await writeAtomic(join(dir, 'lb.nft'), lb({ ...base, '192.0.2.9': '198.51.100.9' }, { chains: { svc: ['counter', 'accept'] } }));
+    nft.calls.length = 0;
+    await pass(r);
+    expect(r.status(0).artifacts[0]!.applied!.mode).toBe('incremental');
+    expect(nft.calls.filter((c) => c.op.startsWith('list')).map((c) => c.op)).toEqual(['listObject']);
+    expect(logger.events.filter((e) => e.event === 'apply.ok').map((e) => e.fields.readScope)).toEqual(['tables', 'objects']);
+    // The fingerprint follows from the map read back alone: it is the one a listing of the table gives once
+    // the chain is as the artifact says.
+    const patched = r.status(0).artifacts[0]!.applied!.fingerprint;
+    expect(patched).not.toBe(recorded);
+    expect(await pass(r, true)).toMatchObject({ repaired: 1 });
+    expect(nft.rules('inet', 't_lb', 'svc')).toEqual(['counter', 'accept']);
+    expect(r.status(0).artifacts[0]!.applied!.fingerprint).toBe(patched);
+    expect(await pass(r, true)).toMatchObject({ repaired: 0 });
   });
 });
 

@@ -56,6 +56,15 @@ export class ModelNftDriver implements NftDriver {
     s.elements = s.elements.filter((e) => elementKey(e) !== key);
   }
 
+  /** Drift: replace a chain's rules behind the agent's back. */
+  tamperRules(family: string, table: string, chain: string, rules: string[], target?: NftTarget): void {
+    this.tables(target).get(`${family} ${table}`)!.chains.get(chain)!.rules = rules;
+  }
+
+  rules(family: string, table: string, chain: string, target?: NftTarget): string[] | undefined {
+    return this.tables(target).get(`${family} ${table}`)?.chains.get(chain)?.rules;
+  }
+
   elements(family: string, table: string, set: string, target?: NftTarget): string[] | undefined {
     return this.tables(target).get(`${family} ${table}`)?.sets.get(set)?.elements;
   }
@@ -102,6 +111,19 @@ export class ModelNftDriver implements NftDriver {
     for (const [chainName, c] of t.chains) json.push({ chain: { family, table: name, name: chainName, handle: handle++, ...(c.base ? { base: c.base } : {}) } });
     for (const [chainName, c] of t.chains) for (const rule of c.rules) json.push({ rule: { family, table: name, chain: chainName, handle: handle++, expr: rule } });
     return json;
+  }
+
+  /** One object as `nft -j list set|map|chain` shows it: the same items as in its table's listing. */
+  async listObject(kind: 'set' | 'map' | 'chain', family: string, table: string, name: string, target?: NftTarget): Promise<NftTableJson | undefined> {
+    this.calls.push({ op: 'listObject', netns: target?.netns });
+    const items = await this.listTable(family, table, target);
+    this.calls.pop(); // the listTable call above is not one the agent made
+    const own = (items ?? []).filter((item) => {
+      const object = item[kind] as { name?: string } | undefined;
+      const rule = item.rule as { chain?: string } | undefined;
+      return object?.name === name || (kind === 'chain' && rule?.chain === name);
+    });
+    return own.some((item) => kind in item) ? [{ metainfo: { version: '1.0.6' } }, ...own] : undefined;
   }
 
   async listRuleset(target?: NftTarget): Promise<NftTableJson> {
