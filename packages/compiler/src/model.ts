@@ -171,7 +171,7 @@ export function protocolOrder(p: Protocol): number {
 
 type Spec = Record<string, unknown>;
 
-/** One small object per model object: `at` lives on the prototype, the locator is shared with nothing else. */
+/** One small object per model object, `at` on the prototype and the document's locator as its only reference. */
 class ObjectOrigin implements Origin {
   constructor(
     readonly ref: string,
