@@ -3,7 +3,7 @@
 // artifact into the watched directory until the new backend is live in the kernel.
 //
 //   npx tsc -b && node tools/bench/watch-change.mjs [--sizes 1000,10000,50000] [--changes 10] [--policies 0]
-//        [--pause-ms 200] [--agent-arg=--no-incremental] [--json]
+//        [--pause-ms 200] [--back-to-back] [--agent-arg=--no-incremental] [--json]
 //
 // Per size: tools/bench/compile-child.mjs compiles the synthetic set (tools/bench/synthetic.mjs, maps layout)
 // twice: as is, and with service 0's last backend moved (CHANGED=1). The agent (packages/watcher/bin, drift
@@ -12,7 +12,9 @@
 // directory, then the clock starts and it is renamed over the watched file; it stops when `nft monitor new
 // elements` in the namespace prints the changed backends6 element (the commit). `nft get element` and `nft -j
 // list map` are not used to poll: on nft 1.0.6 each of them reads the whole map (tens of seconds at 50k).
-// The next change waits for the agent's apply.ok (logged after it has read the tables back).
+// The next change waits for the agent's apply.ok (logged after it has read back what it applied); with
+// --back-to-back it is renamed as soon as the previous change is live, so its time includes waiting for the
+// agent to finish that read-back (what a user changing two services one after the other sees).
 //
 // Root only; everything happens in a network namespace and a temporary directory it creates and removes.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
@@ -30,6 +32,7 @@ const { values } = parseArgs({
     changes: { type: 'string', default: '10' },
     policies: { type: 'string', default: '0' },
     'pause-ms': { type: 'string', default: '200' },
+    'back-to-back': { type: 'boolean', default: false },
     'agent-arg': { type: 'string', multiple: true, default: [] },
     'ready-timeout': { type: 'string', default: '1800' },
     json: { type: 'boolean', default: false },
@@ -156,11 +159,15 @@ async function measure(services) {
       const start = performance.now();
       await rename(temp, file);
       const live = await waitLine(elementLine(VERSIONS[next].backend), start, 600_000);
-      const ok = await waitEvent((e) => e.event === 'apply.ok' && e.digest === digests[next] && events.indexOf(e) >= eventsBefore, 1_800_000, 'apply.ok');
+      const applied = waitEvent((e) => e.event === 'apply.ok' && e.digest === digests[next] && events.indexOf(e) >= eventsBefore, 1_800_000, 'apply.ok');
       current = next;
-      if (measured) log(`${services} services: change ${VERSIONS[next].name} live after ${(live - start).toFixed(1)} ms (${ok.mode}, agent tx ${ok.ms} ms)`);
-      if (process.env.NFTOPS_BENCH_TRACE) for (const e of events.slice(eventsBefore)) log(`  +${(e.receivedAt - start).toFixed(0)} ms ${e.event} ${JSON.stringify({ ms: e.ms, planMs: e.planMs, readMs: e.readMs, scanMs: e.scanMs })}`);
-      return { ms: live - start, mode: ok.mode, txMs: ok.ms, operations: ok.operations };
+      const report = (ok) => {
+        if (measured) log(`${services} services: change ${VERSIONS[next].name} live after ${(live - start).toFixed(1)} ms (${ok.mode}, agent tx ${ok.ms} ms, read-back ${ok.readMs} ms)`);
+        if (process.env.NFTOPS_BENCH_TRACE) for (const e of events.slice(eventsBefore)) log(`  +${(e.receivedAt - start).toFixed(0)} ms ${e.event} ${JSON.stringify({ ms: e.ms, planMs: e.planMs, readMs: e.readMs, scanMs: e.scanMs })}`);
+        return { ms: live - start, mode: ok.mode, txMs: ok.ms, operations: ok.operations };
+      };
+      // Back to back, the next rename follows right away; this change's apply.ok is collected later.
+      return values['back-to-back'] ? { ms: live - start, done: applied.then(report) } : report(await applied);
     };
     // Probe (every 5 s, one element of a known set) until the monitor has read the ruleset and prints events.
     for (let i = 1; ; i++) {
@@ -174,12 +181,13 @@ async function measure(services) {
 
     // Warm-up: both versions go through the agent once.
 
-    for (let i = 0; i < 2; i++) await change(false);
+    for (let i = 0; i < 2; i++) await (await change(false)).done;
     const results = [];
     for (let i = 0; i < CHANGES; i++) {
-      await new Promise((resolve) => setTimeout(resolve, PAUSE));
+      if (!values['back-to-back']) await new Promise((resolve) => setTimeout(resolve, PAUSE));
       results.push(await change(true));
     }
+    for (const [i, result] of results.entries()) if (result.done) results[i] = await result.done;
     const sorted = results.map((r) => r.ms).sort((a, b) => a - b);
     const tx = results.map((r) => r.txMs).sort((a, b) => a - b);
     agent.kill('SIGTERM');
@@ -221,7 +229,7 @@ for (const size of SIZES) {
 }
 if (values.json) console.log(JSON.stringify({ machine, agentArgs: values['agent-arg'], rows }, null, 2));
 else {
-  console.log(`# one-service change, rename -> backend live (nft monitor); ${machine.cpus} CPUs (${machine.model}), node ${machine.node}, ${machine.nft}, kernel ${machine.kernel}${values['agent-arg'].length ? `, agent ${values['agent-arg'].join(' ')}` : ''}`);
+  console.log(`# one-service change, rename -> backend live (nft monitor)${values['back-to-back'] ? ', changes back to back' : ''}; ${machine.cpus} CPUs (${machine.model}), node ${machine.node}, ${machine.nft}, kernel ${machine.kernel}${values['agent-arg'].length ? `, agent ${values['agent-arg'].join(' ')}` : ''}`);
   console.log('| services | artifact MiB | changes | p50 ms | p90 ms | min ms | max ms | agent tx p50 ms | modes | agent start-up s | load (start/end) |');
   console.log('|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) {
