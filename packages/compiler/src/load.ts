@@ -148,11 +148,6 @@ export function* loadFileInParts(source: SourceFile, bag: DiagnosticBag): Genera
   yield loadPrecisely(source, bag, precise, firstDocument);
 }
 
-/** Every document of a file at once (tests and small callers; the compiler takes them part by part). */
-export function loadFile(source: SourceFile, bag: DiagnosticBag): LoadedDocument[] {
-  return [...loadFileInParts(source, bag)].flat();
-}
-
 interface PreciseParse {
   readonly document: (index: number) => Document.Parsed | undefined;
   readonly documentStart: (index: number) => Position;
