@@ -32,11 +32,13 @@ function displayPath(cwd: string, absolute: string): string {
   return (rel === '' ? '.' : rel).split(sep).join('/');
 }
 
-/** Where the first invalid UTF-8 byte is, as 1-based line and column, or undefined for valid text. */
-function firstInvalidUtf8(bytes: Uint8Array): { line: number; column: number } | undefined {
+/**
+ * BYTES as text (a byte order mark kept), or where the first invalid UTF-8 byte is, as 1-based line and column.
+ * One decoder both checks and decodes: a second decode of a large file costs as much as the check.
+ */
+function decodeUtf8(bytes: Uint8Array): { text: string } | { line: number; column: number } {
   try {
-    new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-    return undefined;
+    return { text: new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes) };
   } catch {
     let line = 1;
     let column = 1;
@@ -94,24 +96,29 @@ export function readSources(cwd: string, paths: readonly string[]): ReadSourcesR
   const sources: SourceFile[] = [];
   for (const file of unique) {
     const path = displayPath(cwd, file);
-    const bytes = readFileSync(file);
-    const bad = firstInvalidUtf8(bytes);
-    if (bad) {
+    const decoded = decodeUtf8(readFileSync(file));
+    if (!('text' in decoded)) {
       diagnostics.push({
         code: 'YAML_NOT_UTF8',
         severity: 'error',
         message: 'the file is not UTF-8 text',
         hint: 'save it as UTF-8',
         file: path,
-        ...bad,
+        ...decoded,
       });
       continue;
     }
-    let text = bytes.toString('utf8');
+    let { text } = decoded;
     if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
     sources.push({ path, text });
   }
   return { sources, diagnostics };
+}
+
+const WRITE_PIECE = 1 << 20;
+
+function isHighSurrogate(code: number): boolean {
+  return code >= 0xd800 && code <= 0xdbff;
 }
 
 /**
@@ -122,7 +129,14 @@ export function writeFileAtomic(file: string, text: string): void {
   const temp = join(dirname(file), `.${randomBytes(6).toString('hex')}.tmp`);
   const fd = openSync(temp, 'wx', 0o644);
   try {
-    writeSync(fd, text);
+    // In pieces of about 1 MiB, never between the two halves of a surrogate pair: one UTF-8 copy of a 20 MiB
+    // artifact is fresh memory, which on some machines costs more than the write.
+    for (let start = 0; start < text.length; ) {
+      let end = Math.min(text.length, start + WRITE_PIECE);
+      if (end < text.length && isHighSurrogate(text.charCodeAt(end - 1))) end--;
+      writeSync(fd, text.slice(start, end));
+      start = end;
+    }
     fsyncSync(fd);
   } catch (error) {
     closeSync(fd);
