@@ -1,6 +1,6 @@
-import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
+import type { ErrorObject } from 'ajv/dist/2020.js';
 import type { DiagnosticBag, DiagnosticCode } from './diagnostics.js';
-import { SUPPORTED_API_VERSIONS, VERSIONS, type Kind } from './kinds.js';
+import { SUPPORTED_API_VERSIONS, VERSIONS, type Kind, type SchemaValidator } from './kinds.js';
 import type { LoadedDocument, PathSegment } from './load.js';
 
 /** A document that passed its kind's schema, converted to the hub version. */
@@ -12,17 +12,8 @@ export interface ValidatedObject {
   readonly document: LoadedDocument;
 }
 
-const ajv = new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: false });
-const validators = new Map<string, ValidateFunction>();
-
-function validatorFor(apiVersion: string, kind: Kind): ValidateFunction {
-  const key = `${apiVersion}\0${kind}`;
-  let validate = validators.get(key);
-  if (!validate) {
-    validate = ajv.compile(VERSIONS[apiVersion]!.schemas[kind]);
-    validators.set(key, validate);
-  }
-  return validate;
+function validatorFor(apiVersion: string, kind: Kind): SchemaValidator {
+  return VERSIONS[apiVersion]!.validators[kind];
 }
 
 function pointerToPath(pointer: string): PathSegment[] {
