@@ -961,6 +961,7 @@ export class Reconciler {
             const plain = await this.runTx(composeTransaction([], [item.body.text]), nftTarget);
             if (plain.ok) {
               mode = 'replace';
+              readScope = 'tables';
               read = await this.readTables(item.tables, nftTarget);
             } else {
               live = false; // the kernel holds the incremental result: the next pass re-applies whole

@@ -138,6 +138,12 @@ describe('incremental apply: decisions (in-memory nft)', () => {
     expect(logger.events.find((e) => e.event === 'incremental.mismatch')?.fields.problem).toMatch(/backends: 1 elements gone and 1 new, the plan deleted 0 and added 1/);
     expect(r.status(0).artifacts[0]).toMatchObject({ applied: { mode: 'full' }, incrementalFallback: expect.stringMatching(/^drift/) });
     expect(await metric('nftops_watch_incremental_fallbacks_total{reason="drift"}')).toBe(1);
+    // The mismatch showed in the map the plan wrote, read back alone; the whole apply after it was read back whole.
+    expect(nft.calls.filter((c) => c.op.startsWith('list')).map((c) => c.op)).toEqual(['listObject', 'listTable']);
+    expect(logger.events.filter((e) => e.event === 'apply.ok').map((e) => [e.fields.mode, e.fields.readScope])).toEqual([
+      ['replace', 'tables'],
+      ['replace', 'tables'],
+    ]);
     // A drift check now finds the tables as recorded.
     expect(await pass(r, true)).toMatchObject({ repaired: 0 });
   });
