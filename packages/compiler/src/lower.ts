@@ -287,8 +287,6 @@ function lowerNatTableMaps(content: ArtifactContent): IrTable {
     const suffix = mapSuffix(family, shard);
     const name = identifier(`${prefix}lb${family}-${service.scheduler}-${slots}${snat ? '-snat' : ''}${suffix}`);
     if (!groups.has(name)) groups.set(name, { family, service, slots, name, map: `backends${family}${suffix}` });
-    // Checked here, where an unsafe name is reported; made again while rendering.
-    forwardComment(forward);
     dispatch[family].push({ forward, group: name });
   }
   const source = settingsRef(settings);
