@@ -6,7 +6,7 @@ import type { Clock } from './clock.js';
 import type { SourceSpec } from './config.js';
 import { describeError, type WatchErrorCode } from './errors.js';
 import { faultPoint, faultWhileChildRuns } from './fault.js';
-import { checkIncremental, fingerprint, modelFingerprint, patchModel, tablesModel, touchedObjects, type ObjectRef, type TablesModel } from './fingerprint.js';
+import { checkIncremental, modelFingerprint, patchModel, tablesModel, touchedObjects, type ObjectRef, type TablesModel } from './fingerprint.js';
 import { keepBaseChains, leftovers, liveState, type LiveState } from './hitless.js';
 import type { Logger } from './log.js';
 import type { WatchMetrics } from './metrics.js';
@@ -751,7 +751,8 @@ export class Reconciler {
       tables.map(async (t) => ({ family: t.family, name: t.name, json: await this.options.driver.listTable(t.family, t.name, nftTarget) })),
     );
     const liveTables = new Map(listed.map((t) => [`${t.family} ${t.name}`, liveState(t.json)] as const));
-    return { fingerprint: fingerprint(listed), listed, liveTables, model: tablesModel(listed) as TablesModel };
+    const model = tablesModel(listed);
+    return { fingerprint: modelFingerprint(model), listed, liveTables, model };
   }
 
   /**
