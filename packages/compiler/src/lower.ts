@@ -48,10 +48,15 @@ function gcd(a: number, b: number): number {
   return b === 0 ? a : gcd(b, a % b);
 }
 
+/** How many slots each backend takes, in order: its weight once all weights are divided by their gcd. */
+function slotWidths(service: LoadBalancer): number[] {
+  const divisor = service.backends.reduce((g, b) => gcd(g, b.weight), 0);
+  return service.backends.map((b) => b.weight / divisor);
+}
+
 /** Backend slots of a service in the maps layout: a backend of weight w takes w slots once weights are divided by their gcd. */
 export function backendSlots(service: LoadBalancer): number {
-  const divisor = service.backends.reduce((g, b) => gcd(g, b.weight), 0);
-  return service.backends.reduce((sum, b) => sum + b.weight / divisor, 0);
+  return slotWidths(service).reduce((sum, width) => sum + width, 0);
 }
 
 function matchForward(forward: Forward): string[] {
@@ -73,10 +78,10 @@ export function dnatStatement(service: LoadBalancer, port: ServicePort): string 
   const target = (backend: Backend) => backend.port ?? port.targetPort;
   const backends = service.backends;
   if (backends.length === 1) return `dnat ${family} to ${addressPort(backends[0]!.address, target(backends[0]!))}`;
-  const divisor = backends.reduce((g, b) => gcd(g, b.weight), 0);
+  const widths = slotWidths(service);
   let next = 0;
-  const entries = backends.map((backend) => {
-    const width = backend.weight / divisor;
+  const entries = backends.map((backend, index) => {
+    const width = widths[index]!;
     const key = width === 1 ? `${next}` : `${next}-${next + width - 1}`;
     next += width;
     return `${key} : ${backend.address.text} . ${target(backend)}`;
@@ -222,11 +227,11 @@ function* backendElements(forwards: readonly Forward[]): Generator<readonly [str
   for (const forward of forwards) {
     const { service, port } = forward;
     const key = forwardKey(forward);
-    const divisor = service.backends.reduce((g, b) => gcd(g, b.weight), 0);
+    const widths = slotWidths(service);
     let slot = 0;
-    for (const backend of service.backends) {
+    for (const [index, backend] of service.backends.entries()) {
       const target = `${backend.address.text} . ${backend.port ?? port.targetPort}`;
-      for (let k = 0; k < backend.weight / divisor; k++) yield [`${key} . ${slot++}`, target];
+      for (let k = 0; k < widths[index]!; k++) yield [`${key} . ${slot++}`, target];
     }
   }
 }
