@@ -187,6 +187,14 @@ describe('agent scheduling (fake clock)', () => {
     return { a, clock, nft };
   }
 
+  /** Writes one artifact and lets the agent apply it (the debounce is 20 ms of the fake clock). */
+  async function applyFirst(a: Agent, clock: FakeClock): Promise<void> {
+    await writeFile(join(dir, 'src', 'a.nft'), artifact({ 'inet t_a': '  chain one { }' }));
+    a.notify('add');
+    clock.advance(20);
+    await a.idle();
+  }
+
   it('coalesces a burst of events into one pass after the quiet period', async () => {
     const { a, clock } = await agent();
     const before = a.passes;
@@ -215,10 +223,7 @@ describe('agent scheduling (fake clock)', () => {
 
   it('runs a drift pass on the interval', async () => {
     const { a, clock, nft } = await agent({ driftIntervalMs: 1000 });
-    await writeFile(join(dir, 'src', 'a.nft'), artifact({ 'inet t_a': '  chain one { }' }));
-    a.notify('add');
-    clock.advance(20);
-    await a.idle();
+    await applyFirst(a, clock);
     expect(nft.tableText('inet', 't_a')).toBe('chain one { }');
     nft.tamper('inet', 't_a', undefined);
     clock.advance(1000);
@@ -230,10 +235,7 @@ describe('agent scheduling (fake clock)', () => {
 
   it('waits longer between drift checks when a check takes more than 5 % of the interval', async () => {
     const { a, clock, nft } = await agent({ driftIntervalMs: 1000 });
-    await writeFile(join(dir, 'src', 'a.nft'), artifact({ 'inet t_a': '  chain one { }' }));
-    a.notify('add');
-    clock.advance(20);
-    await a.idle();
+    await applyFirst(a, clock);
     // From now on every listing takes 200 ms (as 50 000 services take seconds): a drift pass every 4 s at most.
     const listTable = nft.listTable.bind(nft);
     nft.listTable = async (...args) => {
@@ -256,10 +258,7 @@ describe('agent scheduling (fake clock)', () => {
 
   it('writes status.json after a pass that changed something', async () => {
     const { a, clock } = await agent();
-    await writeFile(join(dir, 'src', 'a.nft'), artifact({ 'inet t_a': '  chain one { }' }));
-    a.notify('add');
-    clock.advance(20);
-    await a.idle();
+    await applyFirst(a, clock);
     const doc = JSON.parse(await readFile(join(dir, 'state', 'status.json'), 'utf8')) as StatusDocument;
     expect(doc.ready).toBe(true);
     expect(doc.artifacts[0]).toMatchObject({ id: 'host/a.nft', state: 'Ready' });
