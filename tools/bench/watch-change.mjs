@@ -112,7 +112,8 @@ async function measure(services) {
     await writeFile(file, texts[0]);
 
     const agentArgs = [join(ROOT, 'packages/watcher/bin/nftops-watch.js'), '--dir', join(work, 'src'), '--state-dir', join(work, 'state'), '--listen', '127.0.0.1:0', '--drift-interval', '0', '--max-artifact-bytes', '1GiB', '--log-format', 'json', ...values['agent-arg']];
-    // As deployed (deploy/systemd, Containerfile): malloc with huge pages, unless the caller set GLIBC_TUNABLES.
+    // As deployed (deploy/systemd, Containerfile): the agent's malloc on huge pages, unless the caller set
+    // GLIBC_TUNABLES; nft gets glibc's default (NFTOPS_NFT_GLIBC_TUNABLES, when set).
     const env = { GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1', ...process.env };
     const agent = spawn(process.execPath, agentArgs, { stdio: ['ignore', 'ignore', 'pipe'], env });
     children.push(agent);

@@ -43,11 +43,12 @@ export function findNft(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 /**
- * nft's own memory use is most of a large load (about 2 KB per set element, all of it touched once): glibc's
- * transparent huge pages for malloc cut `nft -f` of 50 000 map elements by about a third (BENCHMARKS.md).
- * Older glibc ignores the tunable; a GLIBC_TUNABLES the operator set wins. Benchmarks run nft with it too.
+ * nft runs with glibc's default malloc, whatever GLIBC_TUNABLES the agent itself runs with (deploy/ gives the
+ * agent transparent huge pages for malloc, which keeps reading a large artifact cheap). For nft, huge pages made
+ * a 50 000-service load a third faster on one day and a quarter slower on another on the same kind of VM
+ * (BENCHMARKS.md), so the default is glibc's own and NFTOPS_NFT_GLIBC_TUNABLES, when set, is what nft gets.
  */
-export const NFT_ENV: NodeJS.ProcessEnv = { LC_ALL: 'C', ...(process.env.GLIBC_TUNABLES === undefined ? { GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1' } : {}) };
+export const NFT_ENV: NodeJS.ProcessEnv = { LC_ALL: 'C', GLIBC_TUNABLES: process.env.NFTOPS_NFT_GLIBC_TUNABLES };
 
 function netnsPath(netns: string): string {
   return netns.includes('/') ? netns : `/var/run/netns/${netns}`;

@@ -6,16 +6,15 @@ import { readFileSync } from 'node:fs';
  * behind. Unset (always, in production), every call is a no-op.
  *
  * Steps, in the order an apply goes through them:
- *   before-check             the namespace transaction is built, nft --check has not started
- *   during-check             nft --check has been started (it runs on, orphaned)
- *   between-check-and-apply  the check passed, nft -f has not started
- *   during-apply             nft -f has been started (it runs on, orphaned, and reads its whole input)
- *   after-apply              nft -f succeeded; nothing read back or saved yet
- *   during-save              the last good copy is written, status.json is not
+ *   before-apply   the namespace transaction is built, nft -f has not started
+ *   during-apply   nft -f has been started (it runs on, orphaned, and reads its whole input)
+ *   after-apply    nft -f succeeded; nothing read back or saved yet
+ *   during-save    the last good copy is written, status.json is not
+ * (No `nft --check` runs before an apply: a transaction nft refuses changes nothing.)
  */
-export type FaultStep = 'before-check' | 'during-check' | 'between-check-and-apply' | 'during-apply' | 'after-apply' | 'during-save';
+export type FaultStep = 'before-apply' | 'during-apply' | 'after-apply' | 'during-save';
 
-export const FAULT_STEPS: readonly FaultStep[] = ['before-check', 'during-check', 'between-check-and-apply', 'during-apply', 'after-apply', 'during-save'];
+export const FAULT_STEPS: readonly FaultStep[] = ['before-apply', 'during-apply', 'after-apply', 'during-save'];
 
 const armed = process.env.NFTOPS_WATCH_FAULT;
 

@@ -30,7 +30,7 @@ export class WatchMetrics {
     for (const result of ['success', 'rejected', 'invalid', 'error']) this.applies.inc({ result }, 0);
     this.applyDuration = new Histogram({
       name: 'nftops_watch_apply_duration_seconds',
-      help: 'Duration of one namespace transaction: nft --check plus nft -f.',
+      help: 'Duration of one namespace transaction: its nft -f (nft --check in a dry run).',
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     });

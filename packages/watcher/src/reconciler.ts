@@ -770,43 +770,35 @@ export class Reconciler {
   }
 
   /**
-   * `nft --check` of TEXT, then (unless dry run) `nft -f`. When HITLESS is given it is computed while the check
-   * runs (it lists the live tables) and, if it yields an equivalent text that keeps base chains, that text is
-   * applied instead; should nft refuse it, TEXT itself is applied. CHECK_FIRST false goes straight to `nft -f`
-   * of TEXT: for incremental transactions, which are atomic and fall back to a checked whole apply when nft
-   * refuses them, so a check would only start nft twice (at 50 000 services each start costs about as much as
-   * the transaction itself).
+   * `nft -f` of TEXT, without a separate `nft --check` first: the file is one transaction, and a transaction nft
+   * or the kernel refuses changes nothing, so checking first would only start nft twice on every change (at 50 000
+   * services each start costs as much as the transaction). A failed apply reports phase 'apply'; callers that
+   * must tell a bad ruleset from a failure of the moment run the check then (see `classify`). When HITLESS is
+   * given and yields an equivalent text that keeps base chains, that text is applied instead; should nft refuse
+   * it, TEXT itself is applied. In a dry run only `nft --check` runs, and a refusal reports phase 'check'.
    */
-  private async runTx(
-    text: string,
-    nftTarget: NftTarget | undefined,
-    hitless?: () => Promise<string | undefined>,
-    checkFirst = true,
-  ): Promise<TxResult & { hitless?: boolean }> {
+  private async runTx(text: string, nftTarget: NftTarget | undefined, hitless?: () => Promise<string | undefined>): Promise<TxResult & { hitless?: boolean }> {
     const { driver, clock, metrics } = this.options;
     const started = clock.monotonic();
     try {
-      if (checkFirst) {
-        faultPoint('before-check');
-        const checking = driver.check(text, nftTarget);
-        await faultWhileChildRuns('during-check');
-        const [check, alternative] = await Promise.all([checking, hitless && !this.options.dryRun ? hitless().catch(() => undefined) : undefined]);
-        if (!check.ok) return { ok: false, stderr: check.stderr, phase: 'check' };
-        if (this.options.dryRun) return { ok: true };
-        faultPoint('between-check-and-apply');
-        if (alternative !== undefined && alternative !== text) {
-          const applying = driver.apply(alternative, nftTarget);
-          await faultWhileChildRuns('during-apply');
-          const kept = await applying;
-          if (kept.ok) {
-            faultPoint('after-apply');
-            return { ok: true, hitless: true };
-          }
-          this.options.logger.debug('hitless.fallback', 'nft refused the keep-base-chains form; applying the artifact as written', {
-            netns: nftTarget?.netns ?? 'host',
-            error: firstLines(kept.stderr),
-          });
+      if (this.options.dryRun) {
+        const check = await driver.check(text, nftTarget);
+        return check.ok ? { ok: true } : { ok: false, stderr: check.stderr, phase: 'check' };
+      }
+      const alternative = hitless ? await hitless().catch(() => undefined) : undefined;
+      faultPoint('before-apply');
+      if (alternative !== undefined && alternative !== text) {
+        const applying = driver.apply(alternative, nftTarget);
+        await faultWhileChildRuns('during-apply');
+        const kept = await applying;
+        if (kept.ok) {
+          faultPoint('after-apply');
+          return { ok: true, hitless: true };
         }
+        this.options.logger.debug('hitless.fallback', 'nft refused the keep-base-chains form; applying the artifact as written', {
+          netns: nftTarget?.netns ?? 'host',
+          error: firstLines(kept.stderr),
+        });
       }
       const applying = driver.apply(text, nftTarget);
       await faultWhileChildRuns('during-apply');
@@ -816,6 +808,16 @@ export class Reconciler {
     } finally {
       metrics?.applyDuration.observe((clock.monotonic() - started) / 1000);
     }
+  }
+
+  /**
+   * Why a transaction failed: 'check' when `nft --check` refuses TEXT too (the ruleset is bad: remembered and
+   * not retried), else 'apply' (nft failed for a reason of the moment: retried). Runs only after a failure.
+   */
+  private async classify(text: string, failed: Extract<TxResult, { ok: false }>, nftTarget: NftTarget | undefined): Promise<Extract<TxResult, { ok: false }>> {
+    if (failed.phase === 'check') return failed;
+    const check = await this.options.driver.check(text, nftTarget);
+    return check.ok ? failed : { ok: false, stderr: check.stderr, phase: 'check' };
   }
 
   /**
@@ -862,12 +864,12 @@ export class Reconciler {
       // namespace in one transaction; on any failure, every item goes the full way below.
       const full = items.filter((i) => !i.plan);
       const text = composeTransaction(deletes, items.map((i) => (i.plan ? i.plan.transaction : i.body.text)));
-      const result = full.length > 0 ? await this.runTx(text, nftTarget, this.hitlessFor(deletes, items, nftTarget)) : await this.runTx(text, nftTarget, undefined, false);
+      const result = await this.runTx(text, nftTarget, full.length > 0 ? this.hitlessFor(deletes, items, nftTarget) : undefined);
       if (result.ok) {
         incremental = true;
         hitless = result.hitless === true;
       } else {
-        for (const item of planned) this.fallback(item, result.phase === 'check' ? 'check-failed' : 'apply-failed', result.stderr, target);
+        for (const item of planned) this.fallback(item, 'apply-failed', result.stderr, target);
       }
     }
     const combined: TxResult & { hitless?: boolean } = incremental
@@ -896,9 +898,13 @@ export class Reconciler {
           const alone = good;
           good = [];
           for (const item of alone) {
-            const result = await this.runTx(composeTransaction([], [item.body.text]), nftTarget);
+            const text = composeTransaction([], [item.body.text]);
+            const result = await this.runTx(text, nftTarget);
             if (result.ok) good.push(item);
-            else this.refuse(item, result.stderr, result.phase, opts, report);
+            else {
+              const why = await this.classify(text, result, nftTarget);
+              this.refuse(item, why.stderr, why.phase, opts, report);
+            }
           }
           if (deletesOk && deletes.length > 0) deletesDone = (await this.runTx(composeTransaction(deletes, []), nftTarget)).ok;
         }

@@ -4,7 +4,7 @@ import { chmod, chown, mkdir, open, readFile, symlink, writeFile } from 'node:fs
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { signArtifact } from '@nftops/artifact';
-import { FakeIpRouting, FakeNftDriver, NftNotFoundError, type NftDriver } from '@nftops/nft-driver';
+import { FakeIpRouting, FakeNftDriver, NftNotFoundError, type NftDriver, type NftResult } from '@nftops/nft-driver';
 import { Agent, FakeClock, Reconciler, StateStore, WatchMetrics, buildConfig, createMemoryLogger, writeFileAtomic, type ReconcilerOptions } from '@nftops/watcher';
 import { startStatusServer } from '../src/http.js';
 import { artifact, tempDir, testConfig, testReconciler, writeAtomic } from './helpers.js';
@@ -223,13 +223,13 @@ describe('routing companion (fake ip)', () => {
 describe('faults (fake nft, fake clock, failing disk)', () => {
   it('nft missing or failing for reasons unrelated to the ruleset: an error, retried, never remembered as a bad artifact', async () => {
     let mode: 'missing' | 'eperm' | 'ok' = 'missing';
-    const faulty: NftDriver = Object.assign(Object.create(nft) as NftDriver, {
-      check: async (ruleset: string, target?: { netns?: string }) => {
-        if (mode === 'missing') throw new NftNotFoundError(['/nonexistent/nft']);
-        if (mode === 'eperm') return { ok: false, stderr: 'netlink: Error: Could not process rule: Operation not permitted\n', diagnostics: [] };
-        return nft.check(ruleset, target);
-      },
-    });
+    // Every nft run fails the same way, whether it checks or applies.
+    const failing = (run: (ruleset: string, target?: { netns?: string }) => Promise<NftResult>) => async (ruleset: string, target?: { netns?: string }) => {
+      if (mode === 'missing') throw new NftNotFoundError(['/nonexistent/nft']);
+      if (mode === 'eperm') return { ok: false, stderr: 'netlink: Error: Could not process rule: Operation not permitted\n', diagnostics: [] };
+      return run(ruleset, target);
+    };
+    const faulty: NftDriver = Object.assign(Object.create(nft) as NftDriver, { check: failing(nft.check.bind(nft)), apply: failing(nft.apply.bind(nft)) });
     await writeFile(join(dir, 'a.nft'), a1());
     const r = reconciler({ driver: faulty });
     expect(await pass(r)).toMatchObject({ errors: 1, applied: 0 });

@@ -38,7 +38,7 @@ describe('reconciler: apply, change, remove', () => {
     const report = await pass(r);
     expect(report).toMatchObject({ applied: 1, rejected: 0, errors: 0 });
     expect(nft.tableText('inet', 't_a')).toBe('chain one { }');
-    expect(ops('check')).toHaveLength(1);
+    expect(ops('check')).toHaveLength(0); // nft -f is all or nothing: no separate check
     expect(ops('apply')).toHaveLength(1);
     expect(ops('apply')[0]!.netns).toBeUndefined();
     expect(r.ready).toBe(true);
@@ -263,6 +263,35 @@ describe('reconciler: bad artifacts change nothing', () => {
     expect(states).toEqual({ 'host/a.nft': 'Failing', 'host/b.nft': 'Ready' });
   });
 
+  it('artifacts that fail only together go in one at a time; the one nft still refuses is judged by nft --check and rejected', async () => {
+    await writeFile(join(dir, 'a.nft'), a1());
+    await writeFile(join(dir, 'b.nft'), b1());
+    const r = reconciler();
+    await pass(r);
+    // Each new version is fine alone, not together; and b's is refused once a's is live.
+    nft.rejectWhen((ruleset) =>
+      ruleset.includes('chain three') && (ruleset.includes('chain two') || nft.tableText('inet', 't_a') === 'chain two { }') ? 'conflict' : undefined,
+    );
+    await writeAtomic(join(dir, 'a.nft'), a1('two'));
+    await writeAtomic(join(dir, 'b.nft'), b1('three'));
+    nft.calls.length = 0;
+    expect(await pass(r)).toMatchObject({ applied: 1, rejected: 1, errors: 0 });
+    expect(nft.tableText('inet', 't_a')).toBe('chain two { }');
+    expect(nft.tableText('inet', 't_b')).toBe('chain one { }');
+    expect(r.status(0).artifacts.find((a) => a.id === 'host/b.nft')).toMatchObject({ state: 'Failing', lastAttempt: { result: 'rejected', code: 'WATCH_NFT_REJECTED' } });
+    // Together (apply), each alone (check), together again (apply), then one at a time: a (apply), b (apply, then the check that judges it).
+    const firstLine = (ruleset: string) => ruleset.split('\n').find((l) => l.startsWith('table ') && !l.endsWith('{'))!;
+    expect(nft.calls.filter((c) => c.op === 'check' || c.op === 'apply').map((c) => `${c.op} ${c.ruleset!.includes('t_a') && c.ruleset!.includes('t_b') ? 'both' : firstLine(c.ruleset!)}`)).toEqual([
+      'apply both',
+      'check table inet t_a',
+      'check table inet t_b',
+      'apply both',
+      'apply table inet t_a',
+      'apply table inet t_b',
+      'check table inet t_b',
+    ]);
+  });
+
   it('refuses both when two new artifacts claim the same table', async () => {
     await writeFile(join(dir, 'a.nft'), a1());
     await writeFile(join(dir, 'z.nft'), artifact({ 'inet t_a': '  chain thief { }' }));
@@ -390,9 +419,9 @@ describe('reconciler: sources, namespaces and failures', () => {
     await writeFile(join(dir, 'a.nft'), a1());
     let failNext = 1;
     const flaky: NftDriver = Object.assign(Object.create(nft) as NftDriver, {
-      check: async (ruleset: string, target?: { netns?: string }) => {
+      apply: async (ruleset: string, target?: { netns?: string }) => {
         if (failNext-- > 0) throw Object.assign(new Error('nft did not finish within 10 ms'), { code: 'NFT_TIMEOUT' });
-        return nft.check(ruleset, target);
+        return nft.apply(ruleset, target);
       },
     });
     const r = reconciler({ driver: flaky });
