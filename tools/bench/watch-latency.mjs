@@ -166,7 +166,7 @@ try {
   if (values.json) console.log(JSON.stringify(summary, null, 2));
   else {
     console.log(`rename -> live over ${summary.changes} changes (after ${WARMUP} warm-up): p50 ${summary.p50_ms} ms, p90 ${summary.p90_ms} ms, p99 ${summary.p99_ms} ms, min ${summary.min_ms} ms, max ${summary.max_ms} ms`);
-    console.log(`agent-reported apply (check + apply) p50 ${summary.agent_apply_ms_p50} ms; apply modes: ${summary.apply_modes.join(', ')}`);
+    console.log(`agent-reported apply (nft -f) p50 ${summary.agent_apply_ms_p50} ms; apply modes: ${summary.apply_modes.join(', ')}`);
     console.log(`machine: ${summary.machine.cpus} CPUs, node ${summary.machine.node}, ${summary.machine.nft}, kernel ${summary.machine.kernel}, load ${summary.machine.loadavg_1m_at_end}`);
   }
 } finally {
