@@ -1,4 +1,5 @@
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -17,6 +18,24 @@ describe('exec driver', () => {
   it('reports a missing nft binary', async () => {
     const nft = createNftDriver({ env: { PATH: '/nonexistent' }, nftPath: '/nonexistent/nft' });
     await expect(nft.version()).rejects.toBeInstanceOf(NftNotFoundError);
+  });
+
+  it("gives nft glibc's default malloc whatever GLIBC_TUNABLES the caller has, or NFTOPS_NFT_GLIBC_TUNABLES", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'nftops-env-'));
+    try {
+      // A stand-in nft that records the GLIBC_TUNABLES it was started with.
+      const fake = join(dir, 'nft');
+      await writeFile(fake, `#!/bin/sh\necho "\${GLIBC_TUNABLES-unset}" > ${join(dir, 'seen')}\necho 'nftables v1.0.6 (Lester Gooch #5)'\n`, { mode: 0o755 });
+      const script = `const { createNftDriver } = await import('@nftops/nft-driver'); await createNftDriver({ nftPath: ${JSON.stringify(fake)} }).version();`;
+      const seen = async (env: NodeJS.ProcessEnv) => {
+        execFileSync(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, ...env } });
+        return (await readFile(join(dir, 'seen'), 'utf8')).trim();
+      };
+      expect(await seen({ GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1', NFTOPS_NFT_GLIBC_TUNABLES: undefined })).toBe('unset');
+      expect(await seen({ GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1', NFTOPS_NFT_GLIBC_TUNABLES: 'glibc.malloc.hugetlb=0' })).toBe('glibc.malloc.hugetlb=0');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it.runIf(kernelAvailable())('checks, applies and lists inside a namespace', async () => {
