@@ -194,8 +194,14 @@ function lowerNatTablePerService(content: ArtifactContent): IrTable {
   return natTable(settings, chains);
 }
 
-/** Backend elements one map holds before a family's backends are spread over several (a power of two). */
-export const BACKEND_SHARD_SIZE = 8192;
+/**
+ * Backend elements one map holds before a family's backends are spread over several (a power of two of them,
+ * at most MAX_BACKEND_SHARDS). Small maps load faster (the kernel resizes large hash tables as they grow) and,
+ * above all, keep the watcher's read-back after a one-service change short: it lists the one map the change
+ * wrote (at 50 000 services 80-95 ms with 2048, 220-250 ms with 8192, BENCHMARKS.md). The price is more group
+ * chains, one rule each, per map.
+ */
+export const BACKEND_SHARD_SIZE = 2048;
 const MAX_BACKEND_SHARDS = 256;
 
 function shardCount(elements: number): number {
@@ -258,8 +264,8 @@ function forwardKey(forward: Forward): string {
  * Beyond BACKEND_SHARD_SIZE backend elements a family's backends are spread over several maps (`backends6-s0`
  * ...), by a hash of the service address, each with its own group chains: the per-packet path is the same
  * (one vmap lookup, one rule, one map lookup), and nft loads and lists several small maps faster than one large
- * one (50 000 services: a quarter less time to load; the kernel's dump of one large hash map walks it again
- * for every message).
+ * one (50 000 services: a quarter less time to load than one map; the kernel's dump of one large hash map walks
+ * it again for every message).
  */
 function lowerNatTableMaps(content: ArtifactContent): IrTable {
   const { settings } = content;

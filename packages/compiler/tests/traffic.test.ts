@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { compile, formatDiagnostic } from '@nftops/compiler';
 import { createNftDriver } from '@nftops/nft-driver';
 import { kernelAvailable, withLbTopology, type LbTopology, type LbTopologyOptions, type TrafficSummary } from '@nftops/testkit';
+import { BACKEND_SHARD_SIZE } from '../src/lower.js';
 
 /**
  * Traffic tests: compile YAML from fixtures/traffic, load the artifact into the LB namespace of a fresh
@@ -377,8 +378,8 @@ spec:
   });
 
   it('maps layout: a large artifact spreads its backends over several maps, and every one carries traffic', async () => {
-    // 2100 services of 4 backends are more than one map holds (BACKEND_SHARD_SIZE), so the IPv6 backends go to two.
-    const filler = Array.from({ length: 2100 }, (_, i) => {
+    // A few more services of 4 backends than one map holds (BACKEND_SHARD_SIZE), so the IPv6 backends go to two.
+    const filler = Array.from({ length: BACKEND_SHARD_SIZE / 4 + 8 }, (_, i) => {
       const backends = [0, 1, 2, 3].map((b) => `{ address: '2001:db8:e:1::${(i * 4 + b).toString(16)}' }`).join(', ');
       return `apiVersion: nftops.dev/v1alpha1\nkind: LoadBalancer\nmetadata: { name: filler-${i} }\nspec:\n  address: '2001:db8:e::${i.toString(16)}'\n  ports: [{ port: 80, targetPort: 8080 }]\n  backends: [${backends}]\n`;
     });
