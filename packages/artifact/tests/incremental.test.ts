@@ -115,6 +115,26 @@ describe('planIncremental', () => {
     expect(planIncremental(maps, maps.replace('priority -100;', 'priority -99;'))).toMatchObject({ ok: false });
   });
 
+  it('a service that gains a backend in a sharded family moves to a group chain that exists in its shard: element operations only', () => {
+    // Enough services for several backend maps (2 048 elements each; two ports a service); one service of five
+    // backends makes the five-slot group exist, and every shard gets that group's chain.
+    const fillers: Service[] = Array.from({ length: 600 }, (_, i) => ({
+      name: `f${i}`,
+      address: `2001:db8:e::${i.toString(16)}`,
+      backends: [0, 1, 2, 3].map((b) => ({ address: `2001:db8:e:1::${(i * 4 + b).toString(16)}` })),
+    }));
+    const five: Service = { name: 'five', address: '2001:db8:f::5', backends: [0, 1, 2, 3, 4].map((b) => ({ address: `2001:db8:b::5${b}` })) };
+    const before = body([...fillers, five], [], 'maps');
+    const shardOf = (name: string) => new RegExp(`comment "LoadBalancer/${name} TCP/80" : goto \\S+-s(\\d+),?$`, 'm').exec(before)?.[1];
+    expect(before.match(/^\tmap backends6-s\d+ \{$/gm)!.length).toBeGreaterThan(1);
+    const mover = fillers.find((f) => shardOf(f.name) !== shardOf('five'))!;
+    expect(before).toContain(`chain lb6-round-robin-5-snat-s${shardOf(mover.name)} {`);
+    const grown = fillers.map((f) => (f === mover ? { ...f, backends: [...f.backends, { address: '2001:db8:b::99' }] } : f));
+    const plan = planIncremental(before, body([...grown, five], [], 'maps'));
+    expect(plan).toMatchObject({ ok: true });
+    if (plan.ok) expect(plan.transaction).not.toMatch(/chain/);
+  });
+
   it('parses every layout the compiler renders', () => {
     for (const layout of ['maps', 'per-service']) expect(parseBody(body(base, basePolicies, layout))).toBeDefined();
   });

@@ -283,7 +283,14 @@ function lowerNatTableMaps(content: ArtifactContent): IrTable {
     6: Array.from({ length: shards[6] }, () => []),
   };
   const empty: Record<4 | 6, string[]> = { 4: [], 6: [] };
-  const groups = new Map<string, { family: 4 | 6; service: LoadBalancer; slots: number; name: string; map: string }>();
+  // A group (family, scheduler, slots, SNAT) has a chain in every shard of its family, whether or not that
+  // shard holds one of its services yet: a service that gains or loses a backend moves to another group, and
+  // when that group's chain exists the change is element operations (nft 1.0.6 cannot add a rule looking up a
+  // `typeof` map to a live table, so a new chain would mean a whole apply).
+  const groupKind = (family: 4 | 6, service: LoadBalancer, slots: number) =>
+    `${prefix}lb${family}-${service.scheduler}-${slots}${(service.snat ?? settings.snat) ? '-snat' : ''}`;
+  const groupName = (family: 4 | 6, service: LoadBalancer, slots: number, shard: number) => identifier(`${groupKind(family, service, slots)}${mapSuffix(family, shard)}`);
+  const groupKinds = new Map<string, { family: 4 | 6; service: LoadBalancer; slots: number }>();
   for (const forward of forwards) {
     const { service } = forward;
     const family = service.address.family;
@@ -294,14 +301,15 @@ function lowerNatTableMaps(content: ArtifactContent): IrTable {
     const shard = shardOf(service.address, shards[family]);
     backends[family][shard]!.push(forward);
     const slots = backendSlots(service);
-    const snat = service.snat ?? settings.snat;
-    const suffix = mapSuffix(family, shard);
-    const name = identifier(`${prefix}lb${family}-${service.scheduler}-${slots}${snat ? '-snat' : ''}${suffix}`);
-    if (!groups.has(name)) groups.set(name, { family, service, slots, name, map: `backends${family}${suffix}` });
-    dispatch[family].push({ forward, group: name });
+    const kind = groupKind(family, service, slots);
+    if (!groupKinds.has(kind)) groupKinds.set(kind, { family, service, slots });
+    dispatch[family].push({ forward, group: groupName(family, service, slots, shard) });
   }
+  const groups = [...groupKinds.values()].flatMap(({ family, service, slots }) =>
+    Array.from({ length: shards[family] }, (_, shard) => ({ family, service, slots, name: groupName(family, service, slots, shard), map: `backends${family}${mapSuffix(family, shard)}` })),
+  );
   const source = settingsRef(settings);
-  const groupChains: IrChain[] = [...groups.values()]
+  const groupChains: IrChain[] = groups
     .sort((a, b) => compareStrings(a.name, b.name))
     .map(({ family, service, slots, name, map }) => {
       const fam = family === 4 ? 'ip' : 'ip6';
