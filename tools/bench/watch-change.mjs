@@ -47,7 +47,7 @@ const load = () => +loadavg()[0].toFixed(2);
 const log = (msg) => process.stderr.write(`[watch-change] ${msg}\n`);
 
 /** Matches the monitor line of service 0's slot 3 with the given backend. */
-// backends6, or one of its shards (backends6-s0 ...) beyond 2048 backend elements.
+// backends6, or one of its shards (backends6-s0 ...) beyond 4096 backend elements.
 const elementLine = (backend) => new RegExp(`^add element inet nftops_nat backends6(?:-s\\d+)? \\{ 2001:db8:f:: \\. tcp \\. 80 \\. 3 .*: ${backend.replace(/\./g, '\\.')} \\. 8080 \\}`);
 /**
  * A waiter over ITEMS (filled as lines arrive; every arrival calls each function in WAITERS): resolves with the

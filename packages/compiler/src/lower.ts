@@ -198,10 +198,11 @@ function lowerNatTablePerService(content: ArtifactContent): IrTable {
  * Backend elements one map holds before a family's backends are spread over several (a power of two of them,
  * at most MAX_BACKEND_SHARDS). Small maps load faster (the kernel resizes large hash tables as they grow) and,
  * above all, keep the watcher's read-back after a one-service change short: it lists the one map the change
- * wrote (at 50 000 services 80-95 ms with 2048, 220-250 ms with 8192, BENCHMARKS.md). The price is more group
- * chains, one rule each, per map.
+ * wrote (at 50 000 services 80-95 ms with 2048, 220-250 ms with 8192, BENCHMARKS.md). The price is a chain per
+ * group and map (below): with 40 groups, 2048 would mean 5 000 chains at 50 000 services, 45 MiB and 0.3-0.9 s
+ * more for nft to load, so 4096 is the middle (read-back ~120 ms).
  */
-export const BACKEND_SHARD_SIZE = 2048;
+export const BACKEND_SHARD_SIZE = 4096;
 const MAX_BACKEND_SHARDS = 256;
 
 function shardCount(elements: number): number {
