@@ -14,7 +14,7 @@ const BACKENDS = ['198.51.100.10', '198.51.100.11', '198.51.100.12', '198.51.100
  * a map (the anonymous map of a replaced `numgen ... map { }` rule, or a named map a whole apply re-creates)
  * lets a packet that entered the old rule just before the commit miss the map's elements just after it, with
  * the plain idiom and with keep-base-chains alike (packages/watcher/README.md, "Hitless"). With such a rule
- * this test failed in about one run in ten (1-2 refused connections out of ~6 500); without, never (40 runs).
+ * this test failed in about one run in twenty (1-2 refused connections out of ~6 500); without, never (20 runs).
  */
 function lbArtifact(backend: string): string {
   return artifact({
