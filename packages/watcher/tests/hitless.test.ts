@@ -10,11 +10,10 @@ const VIP = '192.0.2.10';
 const BACKENDS = ['198.51.100.10', '198.51.100.11', '198.51.100.12', '198.51.100.13'];
 
 /**
- * The LB artifact: DNAT the VIP to BACKEND. No set or map in the rule, on purpose: a transaction that removes
- * a map (the anonymous map of a replaced `numgen ... map { }` rule, or a named map a whole apply re-creates)
- * lets a packet that entered the old rule just before the commit miss the map's elements just after it, with
- * the plain idiom and with keep-base-chains alike (packages/watcher/README.md, "Hitless"). With such a rule
- * this test failed in about one run in twenty (1-2 refused connections out of ~6 500); without, never (20 runs).
+ * The LB artifact: DNAT the VIP to BACKEND. No set or map in the rule, on purpose: with a rule looking up a map
+ * the transaction removes (the anonymous map of a replaced `numgen ... map { }` rule), this test lost 1-2 of
+ * ~6 500 connections in about one run in twenty, with the plain idiom and with keep-base-chains alike; without
+ * such a map, none in 20 runs (packages/watcher/README.md, "What no whole apply avoids").
  */
 function lbArtifact(backend: string): string {
   return artifact({
