@@ -290,7 +290,7 @@ function lowerNatTableMaps(content: ArtifactContent): IrTable {
   // `typeof` map to a live table, so a new chain would mean a whole apply).
   const groupKind = (family: 4 | 6, service: LoadBalancer, slots: number) =>
     `${prefix}lb${family}-${service.scheduler}-${slots}${(service.snat ?? settings.snat) ? '-snat' : ''}`;
-  const groupName = (family: 4 | 6, service: LoadBalancer, slots: number, shard: number) => identifier(`${groupKind(family, service, slots)}${mapSuffix(family, shard)}`);
+  const groupName = (kind: string, family: 4 | 6, shard: number) => identifier(`${kind}${mapSuffix(family, shard)}`);
   const groupKinds = new Map<string, { family: 4 | 6; service: LoadBalancer; slots: number }>();
   for (const forward of forwards) {
     const { service } = forward;
@@ -304,10 +304,10 @@ function lowerNatTableMaps(content: ArtifactContent): IrTable {
     const slots = backendSlots(service);
     const kind = groupKind(family, service, slots);
     if (!groupKinds.has(kind)) groupKinds.set(kind, { family, service, slots });
-    dispatch[family].push({ forward, group: groupName(family, service, slots, shard) });
+    dispatch[family].push({ forward, group: groupName(kind, family, shard) });
   }
-  const groups = [...groupKinds.values()].flatMap(({ family, service, slots }) =>
-    Array.from({ length: shards[family] }, (_, shard) => ({ family, service, slots, name: groupName(family, service, slots, shard), map: `backends${family}${mapSuffix(family, shard)}` })),
+  const groups = [...groupKinds].flatMap(([kind, { family, service, slots }]) =>
+    Array.from({ length: shards[family] }, (_, shard) => ({ family, service, slots, name: groupName(kind, family, shard), map: `backends${family}${mapSuffix(family, shard)}` })),
   );
   const source = settingsRef(settings);
   const groupChains: IrChain[] = groups
