@@ -70,7 +70,7 @@ describe('explain: the maps layout (element counters)', () => {
 
   it("names each pod's default-deny drops, and the packets each policy accepted and evaluated", () => {
     // 10 UDP datagrams and 10 TCP SYNs to the quarantined pod.
-    expect(pod(report, '198.51.100.13')).toMatchObject({ policies: ['NetworkPolicy/quarantine'], dropped: { packets: 20 }, chain: 'pod-198.51.100.13' });
+    expect(pod(report, '198.51.100.13')).toMatchObject({ policies: ['NetworkPolicy/quarantine'], dropped: { packets: 20 }, where: 'set isolated4' });
     expect(pod(report, '198.51.100.11').dropped.packets).toBe(0);
     expect(pod(report, '198.51.100.12').dropped.packets).toBe(0);
     const allow = policy(report, 'NetworkPolicy/allow-web');

@@ -157,8 +157,11 @@ describe('semantic diff: what each case says', () => {
     ]);
     expect(diffOf('policy-rule-changed').objects.map((o) => o.object)).toEqual(['NetworkPolicy/allow-http']);
     expect(object('policy-pods-changed', 'NetworkPolicy/allow-dns')!.changes).toEqual(['no longer selects pod 198.51.100.13']);
-    // .13's chain now starts with block-range, whose name its default deny carries.
-    expect(object('policy-pods-changed', 'NetworkPolicy/block-range')!.rules.added).toBe(1);
+    // .13 is now selected by block-range alone: the pods map jumps straight to its chain, and the pod's default
+    // deny carries its name.
+    const blockRange = object('policy-pods-changed', 'NetworkPolicy/block-range')!;
+    expect(blockRange.changes).toEqual([]);
+    expect(blockRange.elements.changed).toBe(2);
   });
 
   it('mesh knobs: the chain rules they change', () => {

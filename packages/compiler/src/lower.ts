@@ -406,6 +406,21 @@ function policyRules(policy: NetworkPolicy, rule: PolicyRule): IrRule[] {
   );
 }
 
+/**
+ * Network policies apply to load-balanced flows (the ct mark) towards a pod some policy selects. The
+ * per-service layout gives each pod one forward rule into its own chain, which jumps to each of the pod's
+ * policies and ends in the pod's default deny. The maps layout keeps the per-packet path constant: one
+ * verdict-map lookup on the destination jumps straight to the policy chain of a pod one policy selects (most
+ * pods) or to the pod's own chain when several do; a flow no policy accepted returns to the forward chain,
+ * whose next rule drops it when the destination is in the set of selected pods. That set's element counters
+ * count each pod's default deny, the verdict map's count what each pod handed to its policies: the same
+ * counts as the per-service layout's rules, without a chain and two rules per pod (10 000 pods: a quarter
+ * less time for `nft -f` to load the filter table).
+ *
+ * The comments of the counters that count per pod (`NetworkPolicy/NAME evaluated`, `… default deny`) leave
+ * the pod out, since the longest name and IPv6 address would not fit nft's 128 bytes: it is the element's key,
+ * or, for a pod chain's rules, the key of the element or the `pod ADDR` of the forward rule that enters it.
+ */
 function lowerFilterTable(content: ArtifactContent): IrTable {
   const { settings } = content;
   const prefix = settings.namePrefix;
@@ -423,55 +438,85 @@ function lowerFilterTable(content: ArtifactContent): IrTable {
   const lbFlow = `ct mark & ${hex32(settings.mark.mask)} == ${hex32(settings.mark.value)}`;
   const podSource = (policies: readonly NetworkPolicy[]) => policies[0]!.origin.ref;
   const podDetail = (pod: IpAddress) => `pod ${pod.text}`;
-  const forwardRules: IrRule[] =
-    settings.layout === 'maps'
-      ? ([4, 6] as const).map((family) => ({
-          match: [lbFlow, `meta nfproto ipv${family}`],
-          actions: [`${family === 4 ? 'ip' : 'ip6'} daddr vmap @pods${family}`],
-          source: settingsRef(settings),
-          detail: `IPv${family} pods`,
-        }))
-      : pods.map(({ pod, policies }) => ({
-          match: [lbFlow, `${familyKeyword(pod)} daddr ${pod.text}`],
-          actions: [`goto ${podChain(pod)}`],
-          source: podSource(policies),
-          detail: podDetail(pod),
-        }));
-  const maps: IrMap[] =
-    settings.layout === 'maps'
-      ? ([4, 6] as const).map((family) => ({
-          name: `pods${family}`,
-          type: `type ${family === 4 ? 'ipv4_addr' : 'ipv6_addr'} : verdict`,
-          flags: [],
-          elements: pods.filter(({ pod }) => pod.family === family).map(({ pod }) => [pod.text, `goto ${podChain(pod)}`] as [string, string]),
-        }))
-      : [];
-  const chains: IrChain[] = [
-    {
-      name: identifier(settings.chains.forward),
-      base: { type: 'filter', hook: 'forward', priority: settings.priorities.forward, policy: 'accept' },
-      rules: forwardRules,
-    },
-    ...pods.map(({ pod, policies }) => ({
-      name: podChain(pod),
-      rules: [
-        ...policies.map((policy) => ({ match: [], actions: [`jump ${policyChain(policy)}`], source: policy.origin.ref })),
-        { match: [], actions: ['drop'], source: podSource(policies), detail: `${podDetail(pod)} default deny` },
-      ],
-    })),
-    ...content.policies.map((policy) => ({
-      name: policyChain(policy),
-      rules: policy.rules.flatMap((rule) => policyRules(policy, rule)),
-    })),
-  ];
-  return {
+  const policyChains: IrChain[] = content.policies.map((policy) => ({
+    name: policyChain(policy),
+    rules: policy.rules.flatMap((rule) => policyRules(policy, rule)),
+  }));
+  const table = (chains: IrChain[], sets: IrSet[], maps: IrMap[]): IrTable => ({
     family: 'inet',
     name: identifier(settings.tables.filter),
     comment: `nftops: network policies (${settingsRef(settings)})`,
-    sets: [],
+    sets,
     maps,
     chains,
-  };
+  });
+  const forwardChain = (rules: IrRule[]): IrChain => ({
+    name: identifier(settings.chains.forward),
+    base: { type: 'filter', hook: 'forward', priority: settings.priorities.forward, policy: 'accept' },
+    rules,
+  });
+
+  if (settings.layout === 'per-service') {
+    const forwardRules = pods.map(({ pod, policies }) => ({
+      match: [lbFlow, `${familyKeyword(pod)} daddr ${pod.text}`],
+      actions: [`goto ${podChain(pod)}`],
+      source: podSource(policies),
+      detail: podDetail(pod),
+    }));
+    const podChains = pods.map(({ pod, policies }) => ({
+      name: podChain(pod),
+      rules: [
+        ...policies.map((policy) => ({ match: [], actions: [`jump ${policyChain(policy)}`], source: policy.origin.ref })),
+        { match: [], actions: ['drop'], source: podSource(policies), detail: 'default deny' },
+      ],
+    }));
+    return table([forwardChain(forwardRules), ...podChains, ...policyChains], [], []);
+  }
+
+  const source = settingsRef(settings);
+  const addressType = (family: 4 | 6) => (family === 4 ? 'ipv4_addr' : 'ipv6_addr');
+  const fam = (family: 4 | 6) => (family === 4 ? 'ip' : 'ip6');
+  const forwardRules: IrRule[] = [
+    ...([4, 6] as const).map((family) => ({
+      // The counter must come before the vmap's key expression, so the family test is the match.
+      match: [lbFlow, `meta nfproto ipv${family}`],
+      actions: [`${fam(family)} daddr vmap @pods${family}`],
+      source,
+      detail: `IPv${family} pods`,
+    })),
+    ...([4, 6] as const).map((family) => ({
+      match: [lbFlow, `${fam(family)} daddr @isolated${family}`],
+      actions: ['drop'],
+      source,
+      detail: `IPv${family} pods default deny`,
+    })),
+  ];
+  const podChains: IrChain[] = pods
+    .filter(({ policies }) => policies.length > 1)
+    .map(({ pod, policies }) => ({
+      name: podChain(pod),
+      rules: policies.map((policy) => ({ match: [], actions: [`jump ${policyChain(policy)}`], source: policy.origin.ref, detail: 'evaluated' })),
+    }));
+  const ofFamily = (family: 4 | 6) => pods.filter(({ pod }) => pod.family === family);
+  const maps: IrMap[] = ([4, 6] as const).map((family) => ({
+    name: `pods${family}`,
+    type: `type ${addressType(family)} : verdict`,
+    flags: [],
+    statements: ['counter'],
+    elements: ofFamily(family).map(({ pod, policies }) =>
+      policies.length === 1
+        ? ([`${pod.text} ${comment(`${podSource(policies)} evaluated`)}`, `jump ${policyChain(policies[0]!)}`] as const)
+        : ([pod.text, `jump ${podChain(pod)}`] as const),
+    ),
+  }));
+  const sets: IrSet[] = ([4, 6] as const).map((family) => ({
+    name: `isolated${family}`,
+    type: `type ${addressType(family)}`,
+    flags: [],
+    statements: ['counter'],
+    elements: ofFamily(family).map(({ pod, policies }) => `${pod.text} ${comment(`${podSource(policies)} default deny`)}`),
+  }));
+  return table([forwardChain(forwardRules), ...podChains, ...policyChains], sets, maps);
 }
 
 export interface LoweredArtifact {

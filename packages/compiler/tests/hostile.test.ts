@@ -66,7 +66,7 @@ const STRING_FIELDS: readonly StringField[] = [
   { kind: 'LoadBalancer', path: 'spec.scheduler', reach: 'text', sample: ['random', 'numgen random'] },
 
   ...METADATA('NetworkPolicy', (n) => `NetworkPolicy/${n}`),
-  { kind: 'NetworkPolicy', path: 'spec.podAddresses[]', reach: 'text', sample: ['198.51.100.99', 'pod-198.51.100.99'] },
+  { kind: 'NetworkPolicy', path: 'spec.podAddresses[]', reach: 'text', sample: ['198.51.100.99', '198.51.100.99 comment'] },
   { kind: 'NetworkPolicy', path: 'spec.ingress[].from[].ipBlock.cidr', reach: 'text', sample: ['203.0.0.0/16', 'ip saddr 203.0.0.0/16'] },
   { kind: 'NetworkPolicy', path: 'spec.ingress[].from[].ipBlock.except[]', reach: 'text', sample: ['203.0.113.128/26', 'ip saddr != 203.0.113.128/26'] },
   { kind: 'NetworkPolicy', path: 'spec.ingress[].ports[].protocol', reach: 'text', sample: ['SCTP', 'meta l4proto sctp'] },

@@ -109,7 +109,8 @@ export interface PolicyReport {
 export interface PodReport {
   readonly pod: string;
   readonly table: string;
-  readonly chain: string;
+  /** Where the default deny is counted: `chain pod-ADDR` (per-service layout) or `set isolated4` (maps layout). */
+  readonly where: string;
   readonly policies: readonly string[];
   /** Packets no policy of the pod accepted: its default deny. */
   readonly dropped: Counter;
@@ -240,6 +241,8 @@ function chainUnits(table: LiveTable): { chain: (name: string) => Unit; set: (na
   return { chain: chainUnit, set: setUnit };
 }
 
+/** Per-service layout: the detail of the forward rule that enters a pod's chain. */
+const TO_POD = /^pod (\S+)$/;
 const asList = (value: unknown): unknown[] => (isObject(value) && Array.isArray(value.concat) ? value.concat : [value]);
 const protoLabel = (proto: unknown, port: unknown) => `${String(proto).toUpperCase()}/${String(port)}`;
 
@@ -418,13 +421,69 @@ export function explainRuleset(liveTables: readonly LiveTable[], options: Explai
     return policy;
   };
   const pods: PodReport[] = [];
-  const received = new Map<string, Counter>(); // pod chain (table + name) -> forward goto counter
+  const received = new Map<string, Counter>(); // `table chain pod-…` -> forward goto counter
   const ruleGroups = new Map<string, Map<string, { table: string; chain: string; rules: ChainRuleReport[] }>>();
   let unattributed = 0;
 
   for (const table of tables) {
     const tname = tableKey(table.family, table.name);
     const units = chainUnits(table);
+
+    // The policies selecting each pod, in the order its packets meet them: per-service layout, the jump rules of
+    // the pod's chain (entered by a forward rule `pod ADDR`, ending in a `default deny` drop); maps layout, the
+    // `evaluated` counters of the pods map's elements (keyed by the pod) and of the chains of pods several
+    // policies select (the pod is the key of the uncommented element that jumps to the chain).
+    const selecting = new Map<string, string[]>();
+    const selects = (pod: string, ref: string) => {
+      const list = selecting.get(pod) ?? [];
+      if (!list.includes(ref)) list.push(ref);
+      selecting.set(pod, list);
+    };
+    const podOfChain = new Map<string, string>();
+    for (const set of table.sets.values()) {
+      if (set.kind !== 'map') continue;
+      for (const raw of set.elements) {
+        const ref = parseObjectComment(raw.comment);
+        const targets = verdictTargets(raw.value);
+        if (ref?.kind === 'NetworkPolicy' && ref.detail === 'evaluated') selects(formatValue(raw.key), ref.ref);
+        else if (!ref && targets.size === 1) podOfChain.set([...targets][0]!, formatValue(raw.key));
+      }
+    }
+    for (const chain of table.chains.values()) {
+      for (const rule of chain.rules) {
+        const ref = parseObjectComment(rule.comment);
+        const pod = ref?.kind === 'NetworkPolicy' ? TO_POD.exec(ref.detail)?.[1] : undefined;
+        if (pod) for (const target of verdictTargets(rule.expr)) podOfChain.set(target, pod);
+      }
+    }
+    const evaluatedIn = (chain: string, ref: ObjectRef | undefined) =>
+      ref?.kind === 'NetworkPolicy' && ref.detail === 'evaluated' ? podOfChain.get(chain) : undefined;
+    for (const chain of table.chains.values()) {
+      for (const rule of chain.rules) {
+        const ref = parseObjectComment(rule.comment);
+        const pod = evaluatedIn(chain.name, ref);
+        if (ref && pod) selects(pod, ref.ref);
+      }
+    }
+    const evaluatedRow = (policy: string, pod: string, counter: Counter, where: string, unit: Unit, detail: string) => {
+      policyOf(policy).evaluated.push({ pod, packets: counter.packets, bytes: counter.bytes });
+      generic.push({ object: policy, what: 'evaluated', table: tname, where, detail, count: counter.packets, unit, bytes: counter.bytes, counted: true });
+    };
+    const defaultDenyRow = (policy: string, pod: string, counter: Counter, where: string, unit: Unit, comment: string) => {
+      const policies = selecting.get(pod) ?? [policy];
+      pods.push({ pod, table: tname, where, policies, dropped: counter, received: null, comment });
+      generic.push({
+        object: policy,
+        what: 'default-deny',
+        table: tname,
+        where,
+        detail: `pod ${pod} dropped: no rule of ${policies.map((r) => r.split('/')[1]).join(', ')} accepted`,
+        count: counter.packets,
+        unit,
+        bytes: counter.bytes,
+        counted: true,
+      });
+    };
 
     // The services of the dispatch elements (a LoadBalancer comment, a verdict), by address, protocol and port:
     // a backend element of the maps layout has no comment and belongs to the one with the same three.
@@ -475,6 +534,13 @@ export function explainRuleset(liveTables: readonly LiveTable[], options: Explai
           const builder = portOf(ref.ref, String(key[0]), port.port, tname, where);
           builder.name = port.name;
           builder.rejected = addCounter(builder.rejected, element.counter);
+        } else if (ref.kind === 'NetworkPolicy' && set.kind === 'map' && ref.detail === 'evaluated') {
+          const pod = formatValue(element.key);
+          const jump = [...verdictTargets(element.value)].map((t) => `jump ${t}`).join(', ');
+          evaluatedRow(ref.ref, pod, element.counter, where, unit, `pod ${pod}: ${jump}`);
+        } else if (ref.kind === 'NetworkPolicy' && set.kind === 'set' && ref.detail === 'default deny') {
+          const pod = formatValue(element.key);
+          defaultDenyRow(ref.ref, pod, element.counter, where, unit, raw.comment!);
         } else {
           generic.push({
             object: ref.ref,
@@ -491,19 +557,20 @@ export function explainRuleset(liveTables: readonly LiveTable[], options: Explai
       }
     }
 
-    // Pod chains: the last rule drops with `pod ADDR default deny`.
+    // Per-service layout: pod chains end in a `default deny` drop.
     const podChains = new Map<string, { pod: string; policies: string[] }>();
     for (const chain of table.chains.values()) {
       const last = chain.rules[chain.rules.length - 1];
       const ref = parseObjectComment(last?.comment);
-      const match = ref && /^pod (\S+) default deny$/.exec(ref.detail);
-      if (!last || !ref || !match || !findStatement(last.expr, 'drop')) continue;
-      const selecting = chain.rules
+      const pod = podOfChain.get(chain.name);
+      if (!last || !ref || ref.detail !== 'default deny' || !pod || !findStatement(last.expr, 'drop')) continue;
+      const policies = chain.rules
         .slice(0, -1)
         .map((r) => parseObjectComment(r.comment))
         .filter((r): r is NonNullable<typeof r> => r?.kind === 'NetworkPolicy')
         .map((r) => r.ref);
-      podChains.set(chain.name, { pod: match[1]!, policies: [...new Set(selecting)] });
+      for (const policy of policies) selects(pod, policy);
+      podChains.set(chain.name, { pod, policies: [...new Set(policies)] });
     }
 
     for (const chain of table.chains.values()) {
@@ -552,23 +619,12 @@ export function explainRuleset(liveTables: readonly LiveTable[], options: Explai
             builder.unavailableReason = `${scheduler} in the per-service layout has one counter per service port; per-backend counts need layout: maps`;
           }
         } else if (ref.kind === 'NetworkPolicy' && pod && rule.index === chain.rules.length - 1) {
-          pods.push({ pod: pod.pod, table: tname, chain: chain.name, policies: pod.policies, dropped: counter, received: null, comment: rule.comment! });
-          generic.push({
-            object: ref.ref,
-            what: 'default-deny',
-            table: tname,
-            where,
-            detail: `pod ${pod.pod} dropped: no rule of ${pod.policies.map((r) => r.split('/')[1]).join(', ')} accepted`,
-            count: counter.packets,
-            unit,
-            bytes: counter.bytes,
-            counted: true,
-          });
-        } else if (ref.kind === 'NetworkPolicy' && pod && targets.size > 0) {
-          policyOf(ref.ref).evaluated.push({ pod: pod.pod, packets: counter.packets, bytes: counter.bytes });
-          generic.push({ object: ref.ref, what: 'evaluated', table: tname, where, detail: `pod ${pod.pod}: ${text()}`, count: counter.packets, unit, bytes: counter.bytes, counted: true });
-        } else if (ref.kind === 'NetworkPolicy' && /^pod \S+$/.test(ref.detail) && targets.size > 0) {
-          for (const target of targets) received.set(`${tname} ${target}`, counter);
+          defaultDenyRow(ref.ref, pod.pod, counter, where, unit, rule.comment!);
+        } else if (ref.kind === 'NetworkPolicy' && (pod || evaluatedIn(chain.name, ref)) && targets.size > 0) {
+          const evaluatedPod = pod?.pod ?? evaluatedIn(chain.name, ref)!;
+          evaluatedRow(ref.ref, evaluatedPod, counter, where, unit, `pod ${evaluatedPod}: ${text()}`);
+        } else if (ref.kind === 'NetworkPolicy' && TO_POD.test(ref.detail) && targets.size > 0) {
+          for (const target of targets) received.set(`${tname} chain ${target}`, counter);
           generic.push({ object: ref.ref, what: 'to-pod', table: tname, where, detail: `${ref.detail}: ${text()}`, count: counter.packets, unit, bytes: counter.bytes, counted: true });
         } else if (ref.kind === 'NetworkPolicy' && findStatement(rule.expr, 'accept')) {
           const policy = policyOf(ref.ref);
@@ -606,7 +662,7 @@ export function explainRuleset(liveTables: readonly LiveTable[], options: Explai
     builder.backends = [...groups.values()];
   }
 
-  for (const pod of pods.splice(0)) pods.push({ ...pod, received: received.get(`${pod.table} ${pod.chain}`) ?? null });
+  for (const pod of pods.splice(0)) pods.push({ ...pod, received: received.get(`${pod.table} ${pod.where}`) ?? null });
   pods.sort((a, b) => compareText(serviceSortKey(a.pod, ''), serviceSortKey(b.pod, '')) || compareText(a.table, b.table));
 
   // Rows: services first (structured), then everything else in ruleset order, grouped per object.

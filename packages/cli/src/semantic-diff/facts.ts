@@ -143,15 +143,43 @@ export function bodyFacts(body: BodyStructure): BodyFacts {
   };
   const policyChains = new Map<string, { table: string; chain: string }>();
   const pods = new Map<string, Set<string>>();
+  // A pod's hand-over to one of its policies: a jump rule in the pod's chain, or (maps layout, a pod one
+  // policy selects) a pods map element `ADDR comment "NetworkPolicy/P evaluated" : jump CHAIN`. A pod chain
+  // names no pod: it is the `pod ADDR` of the forward rule that enters it (per-service layout, where the chain
+  // ends in a `default deny` drop) or the key of the uncommented pods map element that jumps to it (maps).
+  const selects = (table: TableStructure, ref: string, pod: string, jumpText: string) => {
+    const target = /\b(?:jump|goto) (\S+)/.exec(jumpText)?.[1];
+    if (target) policyChains.set(ref, { table: `${table.family} ${table.name}`, chain: target });
+    let set = pods.get(ref);
+    if (!set) pods.set(ref, (set = new Set()));
+    set.add(pod);
+  };
 
   for (const table of body.tables) {
     const chains = new Map(table.objects.filter((o): o is ChainStructure => o.kind === 'chain').map((c) => [c.name, c]));
     const mark = snatMarkOf(table);
+    const podOfChain = new Map<string, string>();
+    for (const object of table.objects) {
+      if (object.kind !== 'map') continue;
+      for (const element of object.elements) {
+        const jump = / : (?:jump|goto) (\S+)$/.exec(element);
+        if (jump && !parseObjectComment(lineComment(element))) podOfChain.set(jump[1]!, elementKey(element));
+      }
+    }
+    for (const object of table.objects) {
+      if (object.kind !== 'chain') continue;
+      for (const rule of object.rules) {
+        const ref = parseObjectComment(lineComment(rule));
+        const pod = ref?.kind === 'NetworkPolicy' ? /^pod (\S+)$/.exec(ref.detail)?.[1] : undefined;
+        const target = /\b(?:jump|goto) (\S+)/.exec(rule)?.[1];
+        if (pod && target) podOfChain.set(target, pod);
+      }
+    }
     for (const object of table.objects) {
       if (object.kind === 'chain') {
         const last = object.rules[object.rules.length - 1];
         const deny = parseObjectComment(last === undefined ? undefined : lineComment(last));
-        const podMatch = deny && /^pod (\S+) default deny$/.exec(deny.detail);
+        const deniedPod = deny?.detail === 'default deny' ? podOfChain.get(object.name) : undefined;
         for (const rule of object.rules) {
           const ref = parseObjectComment(lineComment(rule));
           if (!ref) continue;
@@ -167,18 +195,17 @@ export function bodyFacts(body: BodyStructure): BodyFacts {
             facts.scheduler = schedulerOfText(rule);
             facts.snat = snatOfRule(rule, mark);
             facts.slots = dnatSlots(rule);
-          } else if (ref.kind === 'NetworkPolicy' && podMatch && rule !== last) {
-            const target = /\b(?:jump|goto) (\S+)/.exec(rule)?.[1];
-            if (target) policyChains.set(ref.ref, { table: `${table.family} ${table.name}`, chain: target });
-            let set = pods.get(ref.ref);
-            if (!set) pods.set(ref.ref, (set = new Set()));
-            set.add(podMatch[1]!);
+          } else if (ref.kind === 'NetworkPolicy' && deniedPod && rule !== last) {
+            selects(table, ref.ref, deniedPod, rule);
+          } else if (ref.kind === 'NetworkPolicy' && ref.detail === 'evaluated' && podOfChain.has(object.name)) {
+            selects(table, ref.ref, podOfChain.get(object.name)!, rule);
           }
         }
         continue;
       }
       for (const element of object.elements) {
         const ref = elementRef(element, table);
+        if (ref?.kind === 'NetworkPolicy' && ref.detail === 'evaluated') selects(table, ref.ref, elementKey(element), element.slice(element.lastIndexOf(' : ') + 3));
         if (ref?.kind !== 'LoadBalancer') continue;
         const key = splitServiceKey(elementKey(element));
         if (!key) continue;
