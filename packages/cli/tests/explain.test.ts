@@ -60,6 +60,28 @@ describe('explain: the maps layout (element counters)', () => {
     expect(tcp.backends.every((b) => b.counted && b.bytes !== null)).toBe(true);
   });
 
+  it('lists the backends without counts when the backend map has no element counters (Settings backendCounters)', () => {
+    // The same recorded ruleset, as nft lists it when the backend map is declared without `counter`.
+    const items = readFixture('small-maps').nftables.map((item) => {
+      const set = (item as { map?: { name?: string; elem?: unknown[] } }).map;
+      if (!set?.name?.startsWith('backends')) return item;
+      const elem = (set.elem ?? []).map((pair) => {
+        const [key, value] = pair as [{ elem: { val: unknown } }, unknown];
+        return [key.elem.val, value];
+      });
+      return { map: { ...set, stmt: undefined, elem } };
+    });
+    const uncounted = explainRuleset(readRuleset(items as Record<string, unknown>[]));
+    const tcp = port(uncounted, 'LoadBalancer/web', 'TCP/80');
+    expect(tcp).toMatchObject({ connections: 40, perBackend: 'unavailable' });
+    expect(tcp.backends.map((b) => [b.address, b.slots, b.counted, b.bytes])).toEqual([
+      ['198.51.100.11', [0, 1], false, null],
+      ['198.51.100.12', [2], false, null],
+      ['198.51.100.13', [3], false, null],
+    ]);
+    expect(uncounted.notes.join('\n')).toMatch(/map backends4 has no element counters \(Settings spec\.backendCounters/);
+  });
+
   it('counts rejections of a service without backends once per packet (TCP and UDP)', () => {
     expect(port(report, 'LoadBalancer/gone', 'TCP/80')).toMatchObject({ connections: null, perBackend: 'none', rejected: { packets: 5 } });
     // A UDP packet looks the no-backends set up twice (the TCP reset rule first): the element counter says 10.

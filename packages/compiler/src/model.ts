@@ -105,6 +105,8 @@ export interface Settings {
    * backends in named maps). `per-service`: one rule per service port, easiest to read.
    */
   readonly layout: 'maps' | 'per-service';
+  /** Maps layout: counters on backend map elements; `auto` keeps them up to BACKEND_COUNTER_LIMIT elements. */
+  readonly backendCounters: 'auto' | 'on' | 'off';
 }
 
 export interface ArtifactSpec {
@@ -139,6 +141,7 @@ export const DEFAULT_SETTINGS: Settings = {
   namePrefix: '',
   emptyBackends: 'reject',
   layout: 'maps',
+  backendCounters: 'auto',
 };
 
 const PROTOCOLS: Record<string, Protocol> = { TCP: 'tcp', UDP: 'udp', SCTP: 'sctp' };
@@ -430,6 +433,7 @@ function buildSettings(object: ValidatedObject, bag: DiagnosticBag): Settings {
     namePrefix: spec.namePrefix ?? d.namePrefix,
     emptyBackends: spec.emptyBackends ?? d.emptyBackends,
     layout: spec.layout ?? d.layout,
+    backendCounters: spec.backendCounters ?? d.backendCounters,
   };
   for (const [key, name] of Object.entries(settings.tables)) checkName(bag, origin, ['tables', key], name, 'table name');
   for (const [key, name] of Object.entries(settings.chains)) checkName(bag, origin, ['chains', key], name, 'chain name');

@@ -80,6 +80,8 @@ const STRING_FIELDS: readonly StringField[] = [
   { kind: 'Settings', path: 'spec.namePrefix', reach: 'text', special: [''], sample: ['zz9-', 'chain zz9-no-backends {'] },
   { kind: 'Settings', path: 'spec.emptyBackends', reach: 'text', sample: ['drop', 'counter drop comment "Settings/s IPv4 no backends"'] },
   { kind: 'Settings', path: 'spec.layout', reach: 'text', sample: ['per-service', 'dnat ip to 198.51.100.10:80'] },
+  // Off: the backend map's type line runs straight into its elements, without the `counter` line between them.
+  { kind: 'Settings', path: 'spec.backendCounters', reach: 'text', sample: ['off', ': ip daddr . th dport\n\t\telements = {'] },
 
   ...METADATA('Artifact', () => undefined),
   { kind: 'Artifact', path: 'spec.output', reach: 'path' },

@@ -1,4 +1,5 @@
 import type { BodyStructure, TableRef } from '@nftops/artifact';
+import { BACKEND_COUNTER_LIMIT } from '@nftops/compiler';
 import { compareRefs, compareText, lineComment, parseObjectComment, splitPortDetail, tableOwner, type ObjectRef } from './object-ref.js';
 import {
   describeRule,
@@ -76,7 +77,8 @@ export interface ServicePortReport {
   /**
    * counted: per-backend element counters (maps layout) or a single backend; derived: computed from the
    * port's counter and round robin's `numgen inc` (per-service layout); unavailable: random or source-hash in
-   * the per-service layout; none: the port has no backends.
+   * the per-service layout, or a backend map without element counters (Settings backendCounters); none: the
+   * port has no backends.
    */
   readonly perBackend: 'counted' | 'derived' | 'unavailable' | 'none';
   readonly backends: readonly BackendReport[];
@@ -413,6 +415,13 @@ export function explainRuleset(liveTables: readonly LiveTable[], options: Explai
     return builder;
   };
   const backendSlots = new Map<string, { ref: string; address: string; port: string; element: LiveElement; slot: number; target: [string, number]; table: string; where: string }[]>();
+  const addBackendSlot = (ref: string, key: unknown[], element: LiveElement, table: string, where: string) => {
+    const [address, port] = asList(element.value);
+    const slotKey = `${ref} ${String(key[0])} ${protoLabel(key[1], key[2])}`;
+    const list = backendSlots.get(slotKey) ?? [];
+    list.push({ ref, address: String(key[0]), port: protoLabel(key[1], key[2]), element, slot: Number(key[3]), target: [String(address), Number(port)], table, where });
+    backendSlots.set(slotKey, list);
+  };
   const generic: ExplainRow[] = [];
   const policies = new Map<string, { accepted: Counter; rules: PolicyRuleReport[]; evaluated: { pod: string; packets: number; bytes: number }[] }>();
   const policyOf = (ref: string) => {
@@ -509,6 +518,11 @@ export function explainRuleset(liveTables: readonly LiveTable[], options: Explai
       for (const raw of set.elements) {
         const key = asList(raw.key);
         const ref = parseObjectComment(raw.comment) ?? (set.kind === 'map' ? backendRef(key) : undefined);
+        if (ref && !raw.counter && ref.kind === 'LoadBalancer' && set.kind === 'map' && ref.detail === '' && key.length === 4) {
+          // A backend map without element counters (Settings backendCounters): the backends, but no counts.
+          addBackendSlot(ref.ref, key, raw, tname, where);
+          continue;
+        }
         if (!raw.counter || !ref) continue;
         const proto = typeof key[1] === 'string' ? key[1] : '';
         let lookups = lookupCache.get(proto);
@@ -525,11 +539,7 @@ export function explainRuleset(liveTables: readonly LiveTable[], options: Explai
           builder.bytes = (builder.bytes ?? 0) + element.counter.bytes;
           if (builder.perBackend === 'none') builder.perBackend = 'counted';
         } else if (ref.kind === 'LoadBalancer' && set.kind === 'map' && ref.detail === '' && key.length === 4) {
-          const [address, port2] = asList(element.value);
-          const slotKey = `${ref.ref} ${String(key[0])} ${protoLabel(key[1], key[2])}`;
-          const list = backendSlots.get(slotKey) ?? [];
-          list.push({ ref: ref.ref, address: String(key[0]), port: protoLabel(key[1], key[2]), element, slot: Number(key[3]), target: [String(address), Number(port2)], table: tname, where });
-          backendSlots.set(slotKey, list);
+          addBackendSlot(ref.ref, key, element, tname, where);
         } else if (ref.kind === 'LoadBalancer' && set.kind === 'set' && port && key.length >= 3) {
           const builder = portOf(ref.ref, String(key[0]), port.port, tname, where);
           builder.name = port.name;
@@ -650,14 +660,18 @@ export function explainRuleset(liveTables: readonly LiveTable[], options: Explai
     const first = list[0]!;
     const builder = portOf(first.ref, first.address, first.port, first.table, first.where);
     builder.backendWhere = first.where;
-    if (builder.perBackend === 'none') builder.perBackend = 'counted';
+    const counted = list.every((s) => s.element.counter !== undefined);
+    if (builder.perBackend === 'none' || !counted) builder.perBackend = counted ? 'counted' : 'unavailable';
+    if (!counted) {
+      builder.unavailableReason = `${first.where} has no element counters (Settings spec.backendCounters; auto turns them off beyond ${BACKEND_COUNTER_LIMIT} backend elements)`;
+    }
     const sorted = [...list].sort((a, b) => a.slot - b.slot);
     const groups = new Map<string, BackendReport & { slots: number[] }>();
     for (const s of sorted) {
       const key = `${s.target[0]} . ${s.target[1]}`;
-      const group = groups.get(key) ?? { address: s.target[0], port: s.target[1], slots: [], connections: 0, bytes: 0, counted: true };
+      const group = groups.get(key) ?? { address: s.target[0], port: s.target[1], slots: [], connections: 0, bytes: counted ? 0 : null, counted };
       group.slots.push(s.slot);
-      groups.set(key, { ...group, connections: group.connections + (s.element.counter?.packets ?? 0), bytes: (group.bytes ?? 0) + (s.element.counter?.bytes ?? 0) });
+      groups.set(key, { ...group, connections: group.connections + (s.element.counter?.packets ?? 0), bytes: counted ? (group.bytes ?? 0) + (s.element.counter?.bytes ?? 0) : null });
     }
     builder.backends = [...groups.values()];
   }
