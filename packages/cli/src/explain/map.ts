@@ -1,6 +1,6 @@
 import type { BodyStructure, TableRef } from '@nftops/artifact';
 import { BACKEND_COUNTER_LIMIT } from '@nftops/compiler';
-import { compareRefs, compareText, lineComment, parseObjectComment, splitPortDetail, tableOwner, type ObjectRef } from './object-ref.js';
+import { compareRefs, compareText, isPodChainDefaultDeny, lineComment, parseObjectComment, splitPortDetail, tableOwner, type ObjectRef } from './object-ref.js';
 import {
   describeRule,
   findStatement,
@@ -567,13 +567,13 @@ export function explainRuleset(liveTables: readonly LiveTable[], options: Explai
       }
     }
 
-    // Per-service layout: pod chains end in a `default deny` drop.
+    // Per-service layout (and the maps layout's pod chains before they went): pod chains end in a default deny.
     const podChains = new Map<string, { pod: string; policies: string[] }>();
     for (const chain of table.chains.values()) {
       const last = chain.rules[chain.rules.length - 1];
       const ref = parseObjectComment(last?.comment);
       const pod = podOfChain.get(chain.name);
-      if (!last || !ref || ref.detail !== 'default deny' || !pod || !findStatement(last.expr, 'drop')) continue;
+      if (!last || !ref || !isPodChainDefaultDeny(ref.detail) || !pod || !findStatement(last.expr, 'drop')) continue;
       const policies = chain.rules
         .slice(0, -1)
         .map((r) => parseObjectComment(r.comment))

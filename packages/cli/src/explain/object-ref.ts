@@ -63,3 +63,11 @@ export function splitPortDetail(detail: string): { port: string; name: string; r
   const name = noBackends ? tail.slice(0, Math.max(0, tail.length - 'no backends'.length)).trim() : tail;
   return { port: match[1]!, name, rest: noBackends ? 'no backends' : '' };
 }
+
+/**
+ * Whether DETAIL is a pod chain's default deny: `default deny`, or, in artifacts rendered before the pod's
+ * address left these comments (it did not fit 128 bytes with the longest names), `pod ADDR default deny`.
+ */
+export function isPodChainDefaultDeny(detail: string): boolean {
+  return /^(?:pod \S+ )?default deny$/.test(detail);
+}

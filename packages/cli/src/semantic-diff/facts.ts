@@ -1,5 +1,5 @@
 import { elementKey, type BodyStructure, type ChainStructure, type TableStructure } from '@nftops/artifact';
-import { lineComment, parseObjectComment, splitPortDetail, tableOwner, type ObjectRef } from '../explain/object-ref.js';
+import { isPodChainDefaultDeny, lineComment, parseObjectComment, splitPortDetail, tableOwner, type ObjectRef } from '../explain/object-ref.js';
 
 /**
  * What a rendered body says about each YAML object, independent of the layout: the ports and backends of
@@ -179,7 +179,7 @@ export function bodyFacts(body: BodyStructure): BodyFacts {
       if (object.kind === 'chain') {
         const last = object.rules[object.rules.length - 1];
         const deny = parseObjectComment(last === undefined ? undefined : lineComment(last));
-        const deniedPod = deny?.detail === 'default deny' ? podOfChain.get(object.name) : undefined;
+        const deniedPod = deny && isPodChainDefaultDeny(deny.detail) ? podOfChain.get(object.name) : undefined;
         for (const rule of object.rules) {
           const ref = parseObjectComment(lineComment(rule));
           if (!ref) continue;
