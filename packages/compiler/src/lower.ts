@@ -5,7 +5,7 @@ import type { IrChain, IrMap, IrRule, IrSet, IrTable } from './ir.js';
 import type { Backend, LoadBalancer, NetworkPolicy, PolicyPort, PolicyRule, Protocol, ServicePort, Settings } from './model.js';
 import { protocolOrder } from './model.js';
 import { compareStrings } from './diagnostics.js';
-import { addressName, addressPort, comment, familyKeyword, hex32, identifier, setOf } from './nft-text.js';
+import { addressName, addressPort, addressType, comment, familyKeyword, hex32, identifier, setOf } from './nft-text.js';
 
 /** The objects one artifact holds, already checked. */
 export interface ArtifactContent {
@@ -323,7 +323,7 @@ function lowerNatTableMaps(content: ArtifactContent): IrTable {
   const groupChains: IrChain[] = groups
     .sort((a, b) => compareStrings(a.name, b.name))
     .map(({ family, service, slots, name, map }) => {
-      const fam = family === 4 ? 'ip' : 'ip6';
+      const fam = familyKeyword({ family });
       const selector = slotSelector(service, slots);
       return {
         name,
@@ -340,12 +340,12 @@ function lowerNatTableMaps(content: ArtifactContent): IrTable {
   // The counter must come before the vmap's key expression, so the family test is the match.
   const dispatchRules: IrRule[] = ([4, 6] as const).map((family) => ({
     match: [`meta nfproto ipv${family}`],
-    actions: [`${family === 4 ? 'ip' : 'ip6'} daddr . meta l4proto . th dport vmap @dispatch${family}`],
+    actions: [`${familyKeyword({ family })} daddr . meta l4proto . th dport vmap @dispatch${family}`],
     source,
     detail: `IPv${family} services`,
   }));
   const emptyRules: IrRule[] = ([4, 6] as const).flatMap((family) => {
-    const match = `${family === 4 ? 'ip' : 'ip6'} daddr . meta l4proto . th dport @no-backends${family}`;
+    const match = `${familyKeyword({ family })} daddr . meta l4proto . th dport @no-backends${family}`;
     const rules: IrRule[] = [];
     if (settings.emptyBackends === 'reject') {
       rules.push({ match: [match, 'meta l4proto tcp'], actions: ['reject with tcp reset'], source, detail: `IPv${family} no backends` });
@@ -353,8 +353,7 @@ function lowerNatTableMaps(content: ArtifactContent): IrTable {
     rules.push({ match: [match], actions: [emptyVerdict(settings, 'udp')], source, detail: `IPv${family} no backends` });
     return rules;
   });
-  const serviceKey = (family: 4 | 6) => `${family === 4 ? 'ipv4_addr' : 'ipv6_addr'} . inet_proto . inet_service`;
-  const fam = (family: 4 | 6) => (family === 4 ? 'ip' : 'ip6');
+  const serviceKey = (family: 4 | 6) => `${addressType({ family })} . inet_proto . inet_service`;
   const chains = [...natBaseChains(content, dispatchRules), noBackendsChain(settings, emptyRules), ...groupChains];
   const maps: IrMap[] = ([4, 6] as const).flatMap((family) => [
     {
@@ -368,7 +367,7 @@ function lowerNatTableMaps(content: ArtifactContent): IrTable {
     },
     ...backends[family].map((list, shard) => ({
       name: `backends${family}${mapSuffix(family, shard)}`,
-      type: `typeof ${fam(family)} daddr . meta l4proto . th dport . numgen inc mod 1 : ${fam(family)} daddr . th dport`,
+      type: `typeof ${familyKeyword({ family })} daddr . meta l4proto . th dport . numgen inc mod 1 : ${familyKeyword({ family })} daddr . th dport`,
       flags: [],
       statements: backendCounters ? ['counter'] : [],
       elements: madeOnUse(() => backendElements(list)),
@@ -483,7 +482,6 @@ function lowerFilterTable(content: ArtifactContent): IrTable {
   }
 
   const source = settingsRef(settings);
-  const addressType = (family: 4 | 6) => (family === 4 ? 'ipv4_addr' : 'ipv6_addr');
   const forwardRules: IrRule[] = [
     ...([4, 6] as const).map((family) => ({
       // The counter must come before the vmap's key expression, so the family test is the match.
@@ -508,7 +506,7 @@ function lowerFilterTable(content: ArtifactContent): IrTable {
   const ofFamily = (family: 4 | 6) => pods.filter(({ pod }) => pod.family === family);
   const maps: IrMap[] = ([4, 6] as const).map((family) => ({
     name: `pods${family}`,
-    type: `type ${addressType(family)} : verdict`,
+    type: `type ${addressType({ family })} : verdict`,
     flags: [],
     statements: ['counter'],
     elements: ofFamily(family).map(({ pod, policies }) =>
@@ -519,7 +517,7 @@ function lowerFilterTable(content: ArtifactContent): IrTable {
   }));
   const sets: IrSet[] = ([4, 6] as const).map((family) => ({
     name: `isolated${family}`,
-    type: `type ${addressType(family)}`,
+    type: `type ${addressType({ family })}`,
     flags: [],
     statements: ['counter'],
     elements: ofFamily(family).map(({ pod, policies }) => `${pod.text} ${comment(`${podSource(policies)} default deny`)}`),

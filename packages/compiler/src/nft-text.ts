@@ -33,6 +33,11 @@ export function familyKeyword(address: { family: 4 | 6 }): 'ip' | 'ip6' {
   return address.family === 4 ? 'ip' : 'ip6';
 }
 
+/** The nft type of an address of that family. */
+export function addressType(address: { family: 4 | 6 }): 'ipv4_addr' | 'ipv6_addr' {
+  return address.family === 4 ? 'ipv4_addr' : 'ipv6_addr';
+}
+
 export function addressPort(address: IpAddress, port: number): string {
   return address.family === 4 ? `${address.text}:${port}` : `[${address.text}]:${port}`;
 }

@@ -598,6 +598,8 @@ export function explainRuleset(liveTables: readonly LiveTable[], options: Explai
         const text = () => ruleText(table, chain, rule);
         const port = splitPortDetail(ref.detail);
         const targets = verdictTargets(rule.expr);
+        // The pod a jump hands over: the pod chain's own (per-service), or an `evaluated` rule's (maps layout).
+        const evaluatedPod = pod?.pod ?? evaluatedIn(chain.name, ref);
         if (ref.kind === 'LoadBalancer' && port && port.rest === 'no backends') {
           const address = matchedDaddr(rule.expr) ?? '?';
           const builder = portOf(ref.ref, address, port.port, tname, where);
@@ -630,8 +632,7 @@ export function explainRuleset(liveTables: readonly LiveTable[], options: Explai
           }
         } else if (ref.kind === 'NetworkPolicy' && pod && rule.index === chain.rules.length - 1) {
           defaultDenyRow(ref.ref, pod.pod, counter, where, unit, rule.comment!);
-        } else if (ref.kind === 'NetworkPolicy' && (pod || evaluatedIn(chain.name, ref)) && targets.size > 0) {
-          const evaluatedPod = pod?.pod ?? evaluatedIn(chain.name, ref)!;
+        } else if (ref.kind === 'NetworkPolicy' && evaluatedPod && targets.size > 0) {
           evaluatedRow(ref.ref, evaluatedPod, counter, where, unit, `pod ${evaluatedPod}: ${text()}`);
         } else if (ref.kind === 'NetworkPolicy' && TO_POD.test(ref.detail) && targets.size > 0) {
           for (const target of targets) received.set(`${tname} chain ${target}`, counter);
