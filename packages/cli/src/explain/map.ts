@@ -449,12 +449,17 @@ export function explainRuleset(liveTables: readonly LiveTable[], options: Explai
       selecting.set(pod, list);
     };
     const podOfChain = new Map<string, string>();
+    // The services of the dispatch elements (a LoadBalancer comment, a verdict), by address, protocol and port:
+    // a backend element of the maps layout has no comment and belongs to the one with the same three.
+    const forwards = new Map<string, ObjectRef>();
     for (const set of table.sets.values()) {
       if (set.kind !== 'map') continue;
       for (const raw of set.elements) {
         const ref = parseObjectComment(raw.comment);
         const targets = verdictTargets(raw.value);
-        if (ref?.kind === 'NetworkPolicy' && ref.detail === 'evaluated') selects(formatValue(raw.key), ref.ref);
+        const key = asList(raw.key);
+        if (ref?.kind === 'LoadBalancer' && key.length === 3 && targets.size > 0) forwards.set(key.map(String).join(' '), ref);
+        else if (ref?.kind === 'NetworkPolicy' && ref.detail === 'evaluated') selects(formatValue(raw.key), ref.ref);
         else if (!ref && targets.size === 1) podOfChain.set([...targets][0]!, formatValue(raw.key));
       }
     }
@@ -494,17 +499,6 @@ export function explainRuleset(liveTables: readonly LiveTable[], options: Explai
       });
     };
 
-    // The services of the dispatch elements (a LoadBalancer comment, a verdict), by address, protocol and port:
-    // a backend element of the maps layout has no comment and belongs to the one with the same three.
-    const forwards = new Map<string, ObjectRef>();
-    for (const set of table.sets.values()) {
-      if (set.kind !== 'map') continue;
-      for (const raw of set.elements) {
-        const ref = parseObjectComment(raw.comment);
-        const key = asList(raw.key);
-        if (ref?.kind === 'LoadBalancer' && key.length === 3 && verdictTargets(raw.value).size > 0) forwards.set(key.map(String).join(' '), ref);
-      }
-    }
     const backendRef = (key: unknown[]): ObjectRef | undefined => {
       const forward = key.length === 4 ? forwards.get(key.slice(0, 3).map(String).join(' ')) : undefined;
       return forward && { ...forward, detail: '' };
